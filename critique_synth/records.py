@@ -1,0 +1,150 @@
+"""The typed records that flow through a run and land in its store.
+
+Every stage speaks these models, so a record on disk is always one that passed validation:
+`critiques.jsonl` holds `CritiqueRecord` lines, `rejected.jsonl` holds `Rejection` lines.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Verdict = Literal["right", "wrong"]
+
+CONCLUSION_RE = re.compile(r"conclusion\s*:?(?P<tail>[^\n]*)", re.IGNORECASE)
+
+
+class Problem(BaseModel):
+    """A question with, where known, its gold final answer and a worked reference solution."""
+
+    id: str
+    question: str = Field(min_length=1)
+    answer: str | None = None
+    solution: str | None = None
+    response: str | None = None
+
+
+class Usage(BaseModel):
+    """Token counts and cost of the calls that produced a record (zero for built-in parts)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+    def add(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            cost=self.cost + other.cost,
+        )
+
+
+class Response(BaseModel):
+    """A noisy candidate answer to a problem, with where it came from and whether it is right."""
+
+    key: str
+    problem_id: str
+    text: str
+    source: str
+    sample: int = 0
+    final_answer: str | None = None
+    correct: bool | None = None
+    finish_reason: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+
+
+class Critique(BaseModel):
+    """The structured critique a teacher returns; its JSON Schema is what we ask endpoints for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    analysis: str = Field(
+        min_length=1,
+        description="Step-by-step check of the solution: key concepts, each step, each calculation.",
+    )
+    first_wrong_step: int | None = Field(
+        ge=1,
+        description="1-based number of the first incorrect step (solution lines count as steps); "
+        "null when the solution is correct.",
+    )
+    corrected_answer: str | None = Field(
+        description="The correct final answer when the solution is wrong; null when it is right.",
+    )
+    verdict: Verdict = Field(description="'right' if the solution is fully correct, else 'wrong'.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Critique:
+        if "[END]" in self.analysis:
+            raise ValueError("analysis must not contain '[END]'; the conclusion line is added for you")
+        if self.verdict == "right" and self.first_wrong_step is not None:
+            raise ValueError("verdict is 'right' but first_wrong_step is set; use null or 'wrong'")
+        return self
+
+    def render(self) -> str:
+        """The CFT text form: analysis, then the error and fix, then the conclusion line."""
+        parts = [self.analysis.strip()]
+        if self.verdict == "wrong":
+            if self.first_wrong_step is not None:
+                parts.append(f"The first error is in step {self.first_wrong_step}.")
+            if self.corrected_answer:
+                parts.append(f"The correct final answer is \\boxed{{{self.corrected_answer}}}.")
+        parts.append(f"Conclusion: {self.verdict} [END]")
+        return "\n\n".join(parts)
+
+
+def parse_conclusion(text: str) -> Verdict | None:
+    """Read the verdict after the last 'Conclusion', as the CFT paper does."""
+    matches = list(CONCLUSION_RE.finditer(text))
+    if not matches:
+        return None
+    tail = matches[-1].group("tail").lower()
+    if "wrong" in tail or "incorrect" in tail:
+        return "wrong"
+    if "right" in tail or "correct" in tail:
+        return "right"
+    return None
+
+
+class CritiqueRecord(BaseModel):
+    """One finished unit of work: a problem, a response to it and the teacher's critique.
+
+    `key` comes first so the run store can read finished keys without parsing whole lines.
+    """
+
+    key: str
+    problem: Problem
+    response: Response
+    critique: Critique
+    text: str
+    teacher: str
+    gold_agrees: bool | None
+    request_fingerprint: str | None = None
+    attempts: int = 1
+    finish_reason: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    created_at: float = Field(default_factory=time.time)
+
+
+class Rejection(BaseModel):
+    """A unit of work that could not produce a valid critique, with why and the raw output."""
+
+    key: str
+    problem_id: str
+    stage: Literal["student", "teacher", "input"]
+    reason: str
+    detail: str
+    raw: str | None = None
+    response: str | None = None
+    attempts: int = 0
+    usage: Usage = Field(default_factory=Usage)
+    created_at: float = Field(default_factory=time.time)
+
+
+def gold_agreement(verdict: Verdict, response_correct: bool | None) -> bool | None:
+    """Whether the teacher's verdict matches the gold check of the response's final answer."""
+    if response_correct is None:
+        return None
+    return (verdict == "right") == response_correct

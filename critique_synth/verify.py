@@ -1,0 +1,93 @@
+"""Final-answer extraction and math equivalence against gold answers.
+
+Plain numbers (the bulk of GSM8K-style data) are compared exactly with `Fraction`, which is
+~100x cheaper than a symbolic check; everything else (fractions in LaTeX, expressions, sets)
+goes to math-verify, the maintained equivalence checker the field already trusts.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from fractions import Fraction
+
+from math_verify import parse, verify
+
+_BOXED_RE = re.compile(r"\\boxed\s*\{")
+_HASHES_RE = re.compile(r"####\s*([^\n]+)")
+_ANSWER_IS_RE = re.compile(
+    r"(?:final answer|the answer|answer)\s*(?:is|:|=)\s*\$?([^\n$]+?)\$?\s*(?:\.\s|\.?$|\n)",
+    re.IGNORECASE,
+)
+_NUMBER_RE = re.compile(r"-?[$€£]?\d[\d,]*(?:\.\d+)?%?")
+_PLAIN_NUMBER_RE = re.compile(r"^-?[$€£]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?$")
+
+
+def extract_boxed(text: str) -> str | None:
+    """Content of the last \\boxed{...}, braces balanced."""
+    matches = list(_BOXED_RE.finditer(text))
+    if not matches:
+        return None
+    start = matches[-1].end()
+    depth = 1
+    for i in range(start, len(text)):
+        if text[i] == "{":
+            depth += 1
+        elif text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return text[start:i].strip()
+    return None
+
+
+def extract_final_answer(text: str) -> str | None:
+    """The final answer a solution commits to: boxed, `#### N`, 'the answer is N', last number."""
+    boxed = extract_boxed(text)
+    if boxed:
+        return boxed
+    hashes = _HASHES_RE.findall(text)
+    if hashes:
+        return hashes[-1].strip()
+    stated = _ANSWER_IS_RE.findall(text)
+    if stated:
+        return stated[-1].strip().rstrip(".")
+    numbers = _NUMBER_RE.findall(text)
+    return numbers[-1] if numbers else None
+
+
+def _as_number(text: str) -> Fraction | None:
+    clean = text.strip().rstrip(".").replace(" ", "")
+    if not _PLAIN_NUMBER_RE.match(clean):
+        return None
+    sign = -1 if clean.startswith("-") else 1
+    clean = clean.lstrip("-").lstrip("$€£").replace(",", "")
+    if clean.endswith("%"):
+        return sign * Fraction(clean[:-1])
+    return sign * Fraction(clean)
+
+
+def answers_match(answer: str, gold: str) -> bool:
+    """Whether two final answers are mathematically equal."""
+    a, g = _as_number(answer), _as_number(gold)
+    if a is not None and g is not None:
+        return a == g
+    if answer.strip() == gold.strip():
+        return True
+    timeout = 5 if threading.current_thread() is threading.main_thread() else None
+    parsed_gold = parse(_as_latex(gold), parsing_timeout=timeout)
+    parsed_answer = parse(_as_latex(answer), parsing_timeout=timeout)
+    if not parsed_gold or not parsed_answer:
+        return False
+    return bool(verify(parsed_gold, parsed_answer, timeout_seconds=timeout))
+
+
+def _as_latex(text: str) -> str:
+    return text if "$" in text or "\\boxed" in text else f"${text}$"
+
+
+def check_response(text: str, gold: str | None) -> tuple[str | None, bool | None]:
+    """A response's final answer and whether it matches gold (None where there is no gold)."""
+    final = extract_final_answer(text)
+    if gold is None:
+        return final, None
+    return final, final is not None and answers_match(final, gold)
