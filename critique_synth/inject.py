@@ -69,7 +69,7 @@ def _miscompute_claim(lines: list[str], li: int, claim: Claim, seed: int) -> Inj
 
 
 def _carry(line: str, after: int, mapping: dict[Fraction, Fraction]) -> list[tuple[int, int, str]]:
-    """Rewrite one line so it uses the changed values, recomputing the claims that depend on them."""
+    """Rewrite one line to use the changed values, recomputing the claims that depend on them."""
     claims = [c for c in find_claims(line) if c.result.start >= after]
     by_result = {c.result.start: c for c in claims}
     operand_of = {op.start for c in claims for op in c.operands}

@@ -63,7 +63,7 @@ class Critique(BaseModel):
 
     analysis: str = Field(
         min_length=1,
-        description="Step-by-step check of the solution: key concepts, each step, each calculation.",
+        description="Step-by-step check of the solution: key concepts, each step and calculation.",
     )
     first_wrong_step: int | None = Field(
         ge=1,
@@ -78,7 +78,7 @@ class Critique(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> Critique:
         if "[END]" in self.analysis:
-            raise ValueError("analysis must not contain '[END]'; the conclusion line is added for you")
+            raise ValueError("analysis must not contain '[END]'; the conclusion is added for you")
         if self.verdict == "right" and self.first_wrong_step is not None:
             raise ValueError("verdict is 'right' but first_wrong_step is set; use null or 'wrong'")
         return self

@@ -1,0 +1,81 @@
+"""The library entry points: `generate` (blocking) and `agenerate` (an async iterator)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig
+from .export import ExportResult, export
+from .pipeline import iter_run
+from .progress import ProgressView
+from .records import CritiqueRecord, Rejection
+from .stats import Stats
+
+
+@dataclass(frozen=True)
+class RunResult:
+    out: Path
+    stats: Stats
+    dataset: ExportResult | None
+
+
+def _config(config: RunConfig | Mapping[str, Any] | None) -> RunConfig:
+    if isinstance(config, RunConfig):
+        return config
+    return RunConfig.model_validate(dict(config or {}))
+
+
+def agenerate(
+    config: RunConfig | Mapping[str, Any] | None = None,
+    *,
+    out: str | Path,
+    allow_config_change: bool = False,
+) -> AsyncIterator[CritiqueRecord | Rejection]:
+    """Stream records as they are stored in `out` (resuming whatever is already there)."""
+    return iter_run(_config(config), Path(out), allow_config_change=allow_config_change)
+
+
+def generate(
+    config: RunConfig | Mapping[str, Any] | None = None,
+    *,
+    out: str | Path,
+    allow_config_change: bool = False,
+    progress: bool = False,
+) -> RunResult:
+    """Run (or resume) a synthesis to the end, then export `out/dataset` unless disabled."""
+    cfg = _config(config)
+    out = Path(out)
+    stats_seen: list[Stats] = []
+
+    async def main() -> None:
+        with ProgressView() if progress else _Quiet() as view:
+
+            def on_stats(stats: Stats) -> None:
+                if not stats_seen:
+                    stats_seen.append(stats)
+                view.update(stats)
+
+            async for _ in iter_run(cfg, out, allow_config_change=allow_config_change, on_stats=on_stats):
+                pass
+            if stats_seen:
+                view.update(stats_seen[0], force=True)
+
+    asyncio.run(main())
+    stats = stats_seen[0] if stats_seen else Stats()
+    dataset = export([out], out / "dataset") if cfg.export else None
+    return RunResult(out, stats, dataset)
+
+
+class _Quiet:
+    def __enter__(self) -> _Quiet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, stats: Stats, force: bool = False) -> None:
+        return None

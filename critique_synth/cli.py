@@ -1,0 +1,183 @@
+"""The `critique-synth` command line: wiring only; the work lives in the library.
+
+Every error the user can fix is one line on stderr and exit code 2; nothing already in the
+run directory is touched by a failed start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from .api import generate as run_generate
+from .config import RunConfig, load_config
+from .errors import UserError
+from .export import export as run_export
+from .pipeline import build_parts, plan_problems
+from .progress import describe
+from .sources import describe_source
+from .store import CRITIQUES, iter_lines
+from .teachers import LLMTeacher
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+err = Console(stderr=True)
+
+
+def _setup_logging(verbose: bool) -> None:
+    level = logging.DEBUG if verbose else logging.INFO
+    if err.is_terminal:
+        handler: logging.Handler = RichHandler(console=err, show_path=False, show_time=False)
+        logging.basicConfig(level=level, format="%(message)s", handlers=[handler])
+    else:
+        logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    for noisy in ("httpx", "datasets", "huggingface_hub", "filelock", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def _fail(message: str) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    return typer.Exit(2)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", "-o", help="run directory (resumed if it exists)")],
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="TOML or YAML")] = None,
+    problems: Annotated[str | None, typer.Option(help="file, folder or Hub id")] = None,
+    split: Annotated[str | None, typer.Option(help="dataset split")] = None,
+    field: Annotated[list[str] | None, typer.Option(help="ROLE=COLUMN, e.g. question=prompt")] = None,
+    students: Annotated[str | None, typer.Option(help="inject | dataset | llm")] = None,
+    student_model: Annotated[list[str] | None, typer.Option(help="student model (repeat)")] = None,
+    student_base_url: Annotated[list[str] | None, typer.Option(help="student endpoint")] = None,
+    samples: Annotated[int | None, typer.Option(help="responses per problem")] = None,
+    teacher: Annotated[str | None, typer.Option(help="builtin | llm")] = None,
+    teacher_model: Annotated[str | None, typer.Option(help="teacher model name")] = None,
+    teacher_base_url: Annotated[list[str] | None, typer.Option(help="teacher endpoint")] = None,
+    teacher_mode: Annotated[str | None, typer.Option(help="json | text")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="env var holding the key")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="requests in flight")] = None,
+    rpm: Annotated[int | None, typer.Option(help="requests per minute")] = None,
+    tpm: Annotated[int | None, typer.Option(help="tokens per minute")] = None,
+    limit: Annotated[int | None, typer.Option(help="at most N problems")] = None,
+    shard: Annotated[str | None, typer.Option(help="I/N: this machine's slice")] = None,
+    no_export: Annotated[bool, typer.Option("--no-export", help="skip DIR/dataset")] = False,
+    dry_run: Annotated[bool, typer.Option(help="print the plan and first prompt only")] = False,
+    allow_config_change: Annotated[bool, typer.Option(help="resume under a new config")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Make critiques: problems -> noisy responses -> teacher critiques -> DIR."""
+    _setup_logging(verbose)
+    overrides: dict[str, Any] = {
+        "problems.path": problems,
+        "problems.split": split,
+        "students.kind": students or ("llm" if student_model else None),
+        "students.models": student_model or None,
+        "students.samples": samples,
+        "students.endpoint.base_urls": student_base_url or None,
+        "teacher.kind": teacher or ("llm" if teacher_model else None),
+        "teacher.model": teacher_model,
+        "teacher.mode": teacher_mode,
+        "teacher.endpoint.base_urls": teacher_base_url or None,
+        "limit": limit,
+        "shard": shard,
+        "export": False if no_export else None,
+    }
+    for side in ("students", "teacher"):
+        overrides[f"{side}.endpoint.api_key_env"] = api_key_env
+        overrides[f"{side}.endpoint.concurrency"] = concurrency
+        overrides[f"{side}.endpoint.rpm"] = rpm
+        overrides[f"{side}.endpoint.tpm"] = tpm
+    try:
+        for item in field or []:
+            role, sep, column = item.partition("=")
+            if not sep:
+                raise UserError(f"--field {item!r}: use ROLE=COLUMN, e.g. --field question=prompt")
+            overrides[f"problems.fields.{role}"] = column
+        cfg = load_config(config, overrides)
+        if dry_run:
+            _print_plan(cfg, out)
+            return
+        result = run_generate(cfg, out=out, allow_config_change=allow_config_change, progress=True)
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    except KeyboardInterrupt:
+        err.print(f"interrupted: everything finished is kept in {out}; rerun the same command to resume")
+        raise typer.Exit(130) from None
+    err.print(f"done: {describe(result.stats)}", highlight=False, soft_wrap=True)
+    if result.dataset is not None:
+        err.print(f"dataset: {result.dataset.path} ({result.dataset.rows:,} rows)")
+
+
+def _print_plan(cfg: RunConfig, out: Path) -> None:
+    """What a run would do, and the first teacher prompt, without calling any endpoint."""
+
+    async def first_prompt() -> tuple[str, list[dict[str, str]] | None, str]:
+        async with AsyncExitStack() as stack:
+            parts = await build_parts(cfg, stack, connect=False)
+            problem = next(iter(plan_problems(cfg, parts.student)), None)
+            if problem is None:
+                return "no problems selected", None, parts.teacher.name
+            samples = parts.student.plan(problem)
+            sample = samples[-1]
+            if cfg.students.kind == "llm":
+                text = f"<response sampled from {sample.source}>"
+            else:
+                text = (await parts.student.respond(problem, sample)).text
+            teacher = parts.teacher
+            if not isinstance(teacher, LLMTeacher):
+                return f"problem {problem.id}", None, teacher.name
+            return f"problem {problem.id}", teacher.messages(problem, text), teacher.name
+
+    where, messages, teacher_name = asyncio.run(first_prompt())
+    done = sum(1 for _ in iter_lines(out / CRITIQUES))
+    print("plan (dry run: nothing is called)")
+    print(
+        f"  problems: {describe_source(cfg.problems)}"
+        f" (limit {cfg.limit or 'none'}, shard {cfg.shard or 'all'})"
+    )
+    print(
+        f"  students: {cfg.students.kind}, {cfg.students.samples} sample(s) per problem"
+        + (f", models {', '.join(cfg.students.models)}" if cfg.students.kind == "llm" else "")
+    )
+    print(
+        f"  teacher: {teacher_name}"
+        + (
+            f", mode {cfg.teacher.mode}, {cfg.teacher.attempts} attempts, endpoint "
+            f"{', '.join(cfg.teacher.endpoint.base_urls)}"
+            if cfg.teacher.kind == "llm"
+            else ""
+        )
+    )
+    print(f"  out: {out} ({done} critiques already there; they are not redone)")
+    if messages is None:
+        print(f"\nthe built-in critic uses no prompt; first problem: {where}")
+        return
+    print(f"\nfirst teacher prompt ({where}):")
+    for message in messages:
+        print(f"--- {message['role']} ---\n{message['content']}")
+
+
+@app.command("export")
+def export_cmd(
+    run_dirs: Annotated[list[Path], typer.Argument(help="one or more run directories")],
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="default: FIRST_DIR/dataset")] = None,
+) -> None:
+    """Write a Hub-ready dataset folder from run directories (shards are merged)."""
+    _setup_logging(False)
+    try:
+        result = run_export(run_dirs, out or run_dirs[0] / "dataset")
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"dataset: {result.path} ({result.rows:,} rows)")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,186 @@
+"""Run configuration: one pydantic model, loaded from TOML or YAML, overridden by CLI flags.
+
+Unknown keys are errors, not silently ignored, because a misspelt `concurency` that is
+dropped would quietly run a million requests at the default. Secrets never live here: an
+endpoint names the environment variable that holds its key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+from .errors import UserError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Price(_Strict):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+DEFAULT_PRICES = {
+    "gpt-4o-2024-11-20": Price(input=2.5, output=10.0),
+    "gpt-4o": Price(input=2.5, output=10.0),
+    "gpt-4o-mini": Price(input=0.15, output=0.6),
+}
+
+
+class EndpointConfig(_Strict):
+    """An OpenAI-compatible endpoint; several base URLs serving one model are load-balanced."""
+
+    base_urls: list[str] = Field(default_factory=lambda: ["https://api.openai.com/v1"], min_length=1)
+    api_key_env: str = "OPENAI_API_KEY"
+    concurrency: int = Field(default=64, ge=1)
+    rpm: int | None = Field(default=None, ge=1, description="requests per minute")
+    tpm: int | None = Field(default=None, ge=1, description="tokens per minute")
+    timeout: float = Field(default=120.0, gt=0, description="seconds for one request")
+    max_retries: int = Field(default=6, ge=0)
+    prices: dict[str, Price] = Field(default_factory=dict)
+
+    @field_validator("base_urls")
+    @classmethod
+    def _urls(cls, urls: list[str]) -> list[str]:
+        for url in urls:
+            if not url.startswith(("http://", "https://")):
+                raise ValueError(f"{url!r} is not an http(s) URL, e.g. http://localhost:8000/v1")
+        return [url.rstrip("/") for url in urls]
+
+
+class FieldMap(_Strict):
+    """Which source column holds each part of a problem."""
+
+    id: str | None = None
+    question: str = "question"
+    answer: str | None = "answer"
+    solution: str | None = "solution"
+    response: str | None = "response"
+
+
+class ProblemsConfig(_Strict):
+    path: str | None = Field(default=None, description="file, folder or Hub id; none: bundled")
+    config_name: str | None = None
+    split: str = "train"
+    fields: FieldMap = Field(default_factory=FieldMap)
+
+
+class StudentsConfig(_Strict):
+    kind: Literal["inject", "dataset", "llm"] = "inject"
+    models: list[str] = Field(default_factory=list)
+    samples: int = Field(default=2, ge=1, description="responses per problem (per model)")
+    temperature: float = Field(default=0.7, ge=0)
+    top_p: float = Field(default=1.0, gt=0, le=1)
+    max_tokens: int = Field(default=1024, ge=1)
+    prompt: str = "student"
+    endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
+
+
+class TeacherConfig(_Strict):
+    kind: Literal["builtin", "llm"] = "builtin"
+    model: str | None = None
+    mode: Literal["json", "text"] = "json"
+    temperature: float = Field(default=0.3, ge=0)
+    top_p: float = Field(default=0.95, gt=0, le=1)
+    max_tokens: int = Field(default=3200, ge=1)
+    attempts: int = Field(default=3, ge=1, description="tries per critique, repairs included")
+    prompt: str = "teacher"
+    endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
+
+
+class RunConfig(_Strict):
+    problems: ProblemsConfig = Field(default_factory=ProblemsConfig)
+    students: StudentsConfig = Field(default_factory=StudentsConfig)
+    teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    limit: int | None = Field(default=None, ge=1, description="process at most this many problems")
+    shard: str | None = Field(default=None, description="I/N: this machine's slice of problems")
+    export: bool = True
+
+    @field_validator("shard")
+    @classmethod
+    def _shard(cls, shard: str | None) -> str | None:
+        if shard is not None:
+            parse_shard(shard)
+        return shard
+
+    def fingerprint(self) -> str:
+        """What must not change under a resumed run: everything that shapes requests or output."""
+        relevant = self.model_dump(mode="json", exclude={"limit", "export"})
+        for side in ("students", "teacher"):
+            endpoint = relevant[side]["endpoint"]
+            for key in ("concurrency", "rpm", "tpm", "timeout", "max_retries", "base_urls"):
+                endpoint.pop(key)
+        blob = json.dumps(relevant, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def parse_shard(shard: str) -> tuple[int, int]:
+    try:
+        index, count = (int(part) for part in shard.split("/"))
+    except ValueError:
+        raise ValueError(f"shard {shard!r} must look like I/N, e.g. 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard {shard!r}: need 0 <= I < N")
+    return index, count
+
+
+def load_config(path: Path | None, overrides: dict[str, Any]) -> RunConfig:
+    """Read a TOML or YAML config file, apply dotted-key overrides, validate the whole."""
+    data: dict[str, Any] = _read_file(path) if path else {}
+    for dotted, value in overrides.items():
+        if value is None:
+            continue
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(_explain(exc, path)) from None
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: cannot read config file ({exc})") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
+        raise UserError(f"{path}: not valid {path.suffix.lstrip('.').upper()}: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: the config must be a mapping of sections, got {type(data).__name__}")
+    return data
+
+
+def _explain(exc: ValidationError, path: Path | None) -> str:
+    where = f"{path}: " if path else ""
+    problems = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"])
+        if err["type"] == "extra_forbidden":
+            problems.append(f"unknown key '{field}' (check its spelling against the README)")
+        else:
+            problems.append(f"'{field}': {err['msg']}")
+    return f"{where}invalid config: " + "; ".join(problems)

@@ -1,0 +1,25 @@
+"""Content fingerprints: the identity of a request or a unit of work, stable across runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from .records import Problem
+
+KEY_LENGTH = 24
+
+
+def fingerprint(*parts: Any) -> str:
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:KEY_LENGTH]
+
+
+def problem_fingerprint(problem: Problem) -> str:
+    return fingerprint(problem.model_dump())
+
+
+def unit_key(student_key: str, teacher_fingerprint: str) -> str:
+    """One critique of one response by one teacher: the unit a run does exactly once."""
+    return fingerprint(student_key, teacher_fingerprint)

@@ -1,0 +1,269 @@
+"""Compose problems -> responses -> critiques -> run store as async stages joined by queues.
+
+Queues are bounded, so a slow teacher holds back the reader (backpressure) and memory does
+not grow with the number of problems. One writer owns the store: workers hand it finished
+records, it appends them, flushes whenever it has caught up, and yields them to the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import RunConfig
+from .errors import UserError
+from .fingerprint import unit_key
+from .llm import LLMClient, LLMError, resolve_api_key
+from .records import CritiqueRecord, Problem, Rejection, Response, gold_agreement
+from .sources import describe_source, iter_problems, select
+from .stats import Stats
+from .store import RunStore
+from .students import DatasetStudent, InjectStudent, LLMStudent, Sample, Student
+from .teachers import BuiltinTeacher, LLMTeacher, Teacher, TeacherRejected
+
+log = logging.getLogger(__name__)
+
+_DONE = object()
+_RUN_JSON_EVERY = 5.0
+
+
+@dataclass
+class Parts:
+    """The wired stages of one run, plus the clients they share."""
+
+    student: Student
+    teacher: Teacher
+    clients: list[LLMClient]
+
+
+def builtin_notice(config: RunConfig) -> str | None:
+    if config.teacher.kind == "builtin":
+        return (
+            "teacher: built-in offline critic (exact arithmetic + gold-answer check), no model "
+            "called; set teacher.kind = 'llm' and teacher.model for an LLM teacher"
+        )
+    return None
+
+
+async def build_parts(config: RunConfig, stack: AsyncExitStack, *, connect: bool = True) -> Parts:
+    """Make the student and teacher from the config; open and check clients if `connect`."""
+    clients: list[LLMClient] = []
+
+    async def client_for(endpoint: Any, role: str) -> LLMClient:
+        key = resolve_api_key(endpoint, role)
+        client = LLMClient(endpoint, key)
+        if connect:
+            await stack.enter_async_context(client)
+            await client.check()
+        clients.append(client)
+        return client
+
+    s = config.students
+    student: Student
+    if s.kind == "llm":
+        if not s.models:
+            raise UserError("students.kind = 'llm' needs students.models (one or more model names)")
+        student = LLMStudent(s, await client_for(s.endpoint, "students"))
+    elif s.kind == "dataset":
+        student = DatasetStudent()
+    else:
+        student = InjectStudent(s.samples)
+    teacher: Teacher
+    if config.teacher.kind == "llm":
+        if not config.teacher.model:
+            raise UserError("teacher.kind = 'llm' needs teacher.model (e.g. gpt-4o-2024-11-20)")
+        teacher = LLMTeacher(config.teacher, await client_for(config.teacher.endpoint, "teacher"))
+    else:
+        teacher = BuiltinTeacher()
+    return Parts(student, teacher, clients)
+
+
+def plan_problems(config: RunConfig, student: Student) -> Any:
+    return select(iter_problems(config.problems, student.requires), config.shard, config.limit)
+
+
+async def iter_run(
+    config: RunConfig,
+    out: Path,
+    *,
+    allow_config_change: bool = False,
+    on_stats: Callable[[Stats], None] | None = None,
+) -> AsyncIterator[CritiqueRecord | Rejection]:
+    """Run (or resume) a synthesis into `out`, yielding each record as it is stored."""
+    store = RunStore(out)
+    stats = store.open(config.model_dump(mode="json"), config.fingerprint(), allow_change=allow_config_change)
+    base_requests, base_retries = stats.requests, stats.retries
+    if on_stats is not None:
+        on_stats(stats)
+    notice = builtin_notice(config)
+    if notice:
+        log.info(notice)
+    finished = False
+    async with AsyncExitStack() as stack:
+        stack.callback(store.close)
+        parts = await build_parts(config, stack)
+        store.forget_done_responses(lambda key: unit_key(key, parts.teacher.fingerprint))
+        runner = _Runner(config, parts, store, stats)
+        extra = {
+            "teacher": parts.teacher.name,
+            "teacher_notice": notice,
+            "students": config.students.kind,
+            "source": describe_source(config.problems),
+        }
+        last_save = time.monotonic()
+        try:
+            async for item in runner.results():
+                stats.requests = base_requests + sum(c.stats.requests for c in parts.clients)
+                stats.retries = base_retries + sum(c.stats.retries for c in parts.clients)
+                if on_stats is not None:
+                    on_stats(stats)
+                if time.monotonic() - last_save > _RUN_JSON_EVERY:
+                    store.flush()
+                    store.write_run(stats, {**extra, "finished": False})
+                    last_save = time.monotonic()
+                yield item
+            finished = True
+        finally:
+            stats.requests = base_requests + sum(c.stats.requests for c in parts.clients)
+            stats.retries = base_retries + sum(c.stats.retries for c in parts.clients)
+            store.flush()
+            store.write_run(stats, {**extra, "finished": finished})
+
+
+class _Runner:
+    """The worker pool and the writer loop of one run."""
+
+    def __init__(self, config: RunConfig, parts: Parts, store: RunStore, stats: Stats) -> None:
+        self.config = config
+        self.student = parts.student
+        self.teacher = parts.teacher
+        self.store = store
+        self.stats = stats
+        uses_llm = bool(parts.clients)
+        self.workers = max(c.endpoint.concurrency for c in parts.clients) if uses_llm else 1
+        self.work: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.workers * 2)
+        self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=1024)
+
+    async def results(self) -> AsyncIterator[CritiqueRecord | Rejection]:
+        tasks = [asyncio.create_task(self._produce())]
+        tasks += [asyncio.create_task(self._work()) for _ in range(self.workers)]
+        watcher = asyncio.create_task(self._close_when_done(tasks))
+        try:
+            while True:
+                item = await self.out.get()
+                if item is _DONE:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                if self._store(item):
+                    yield item
+                if self.out.empty():
+                    self.store.flush()
+        finally:
+            for task in [*tasks, watcher]:
+                task.cancel()
+            await asyncio.gather(*tasks, watcher, return_exceptions=True)
+
+    async def _close_when_done(self, tasks: list[asyncio.Task[None]]) -> None:
+        for task in tasks:
+            try:
+                await task
+            except Exception as exc:  # surfaced to the caller after what is done is stored
+                await self.out.put(exc)
+                return
+        await self.out.put(_DONE)
+
+    def _store(self, item: CritiqueRecord | Rejection | Response) -> bool:
+        if isinstance(item, Response):
+            self.store.write_response(item)
+            return False
+        if isinstance(item, CritiqueRecord):
+            self.store.write_record(item)
+            self.stats.add_record(item)
+        else:
+            self.store.write_rejection(item)
+            self.stats.add_rejection(item)
+        return True
+
+    async def _produce(self) -> None:
+        try:
+            for i, problem in enumerate(plan_problems(self.config, self.student)):
+                await self.work.put(problem)
+                if i % 256 == 0:
+                    await asyncio.sleep(0)
+        finally:
+            for _ in range(self.workers):
+                await self.work.put(_DONE)
+
+    async def _work(self) -> None:
+        while (problem := await self.work.get()) is not _DONE:
+            self.stats.problems += 1
+            pending = []
+            for sample in self.student.plan(problem):
+                key = unit_key(sample.key, self.teacher.fingerprint)
+                if key in self.store.done:
+                    self.stats.resumed += 1
+                else:
+                    pending.append(self._unit(problem, sample, key))
+            if len(pending) == 1:
+                await pending[0]
+            elif pending:
+                await asyncio.gather(*pending)
+
+    async def _unit(self, problem: Problem, sample: Sample, key: str) -> None:
+        response = self.store.cached_responses.pop(sample.key, None)
+        if response is None:
+            try:
+                response = await self.student.respond(problem, sample)
+            except LLMError as exc:
+                await self.out.put(
+                    Rejection(
+                        key=key,
+                        problem_id=problem.id,
+                        stage="student",
+                        reason=exc.reason,
+                        detail=exc.detail,
+                        attempts=1,
+                    )
+                )
+                return
+            if isinstance(self.student, LLMStudent):
+                await self.out.put(response)
+        try:
+            result = await self.teacher.critique(problem, response)
+        except TeacherRejected as exc:
+            await self.out.put(
+                Rejection(
+                    key=key,
+                    problem_id=problem.id,
+                    stage="teacher",
+                    reason=exc.reason,
+                    detail=exc.detail,
+                    raw=exc.raw,
+                    response=response.text,
+                    attempts=exc.attempts,
+                    usage=response.usage.add(exc.usage),
+                )
+            )
+            return
+        await self.out.put(
+            CritiqueRecord(
+                key=key,
+                problem=problem,
+                response=response,
+                critique=result.critique,
+                text=result.text,
+                teacher=self.teacher.name,
+                gold_agrees=gold_agreement(result.critique.verdict, response.correct),
+                request_fingerprint=result.request_fingerprint,
+                attempts=result.attempts,
+                finish_reason=result.finish_reason,
+                usage=response.usage.add(result.usage),
+            )
+        )

@@ -1,0 +1,72 @@
+"""Prompt templates from prompts/, with a content hash as their version.
+
+The templates live outside the code so users can read and change them; the hash goes into
+every request fingerprint, so a changed prompt never silently mixes with an older run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+
+from .errors import UserError
+
+_DELIMITED = ("question", "solution")
+
+
+def resource_dir(name: str) -> Path:
+    """A top-level data folder: inside the installed wheel, or beside the package in a checkout."""
+    packaged = Path(str(resources.files("critique_synth"))) / name
+    return packaged if packaged.is_dir() else Path(__file__).resolve().parent.parent / name
+
+
+@dataclass(frozen=True)
+class Prompt:
+    name: str
+    version: str
+    parts: dict[str, str]
+
+    def system(self, mode: str | None = None) -> str:
+        extra = self.parts.get(f"{mode}_format") if mode else None
+        return f"{self.parts['system']}\n\n{extra}" if extra else self.parts["system"]
+
+    def user(self, **values: str) -> str:
+        escaped = {key: _escape_tags(value) for key, value in values.items()}
+        return self.parts["user"].format(**escaped)
+
+    def repair(self, error: str) -> str:
+        return self.parts["repair"].format(error=error)
+
+
+def _escape_tags(text: str) -> str:
+    """Keep untrusted text from closing its delimiter and posing as instructions."""
+    for tag in _DELIMITED:
+        text = text.replace(f"</{tag}>", f"<\\/{tag}>").replace(f"<{tag}>", f"<\\{tag}>")
+    return text
+
+
+def load_prompt(name_or_path: str) -> Prompt:
+    """A bundled prompt by name (`teacher`, `student`) or a user's TOML file by path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = resource_dir("prompts") / f"{name_or_path}.toml"
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read prompt template ({exc.strerror})") from None
+    try:
+        parts = tomllib.loads(data.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UserError(f"{path}: not a valid TOML prompt template: {exc}") from None
+    missing = {"system", "user"} - parts.keys()
+    if missing:
+        raise UserError(f"{path}: prompt template lacks {', '.join(sorted(missing))}")
+    return Prompt(path.stem, hashlib.sha256(data).hexdigest()[:12], parts)

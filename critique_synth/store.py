@@ -1,0 +1,210 @@
+"""The run directory: append-only JSONL files that make a run resumable and auditable.
+
+`critiques.jsonl` is the source of truth; `rejected.jsonl` holds every failure with its
+reason; `responses.jsonl` caches sampled student responses so a resumed run critiques the
+same response instead of sampling a new one; `run.json` is a summary rewritten atomically.
+A line is done only once its newline is on disk: a line cut short by a crash is dropped on
+the next open and its work redone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from . import __version__
+from .errors import UserError
+from .records import CritiqueRecord, Rejection, Response
+from .stats import Stats
+
+log = logging.getLogger(__name__)
+
+CRITIQUES = "critiques.jsonl"
+REJECTED = "rejected.jsonl"
+RESPONSES = "responses.jsonl"
+RUN = "run.json"
+_KEY_PREFIX = b'{"key":"'
+
+
+def repair_tail(path: Path) -> int:
+    """Cut a last line that has no newline (a write interrupted by a crash); bytes dropped."""
+    if not path.exists():
+        return 0
+    size = path.stat().st_size
+    if size == 0:
+        return 0
+    with path.open("rb+") as f:
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":
+            return 0
+        block = 1 << 16
+        end = size
+        while end > 0:
+            start = max(0, end - block)
+            f.seek(start)
+            chunk = f.read(end - start)
+            cut = chunk.rfind(b"\n")
+            if cut >= 0:
+                keep = start + cut + 1
+                break
+            end = start
+        else:
+            keep = 0
+        f.truncate(keep)
+    return size - keep
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
+    """Complete lines of a JSONL file with their 1-based numbers."""
+    if not path.exists():
+        return
+    with path.open("rb") as f:
+        for number, line in enumerate(f, start=1):
+            if line.endswith(b"\n") and line.strip():
+                yield number, line
+
+
+def line_key(line: bytes) -> str | None:
+    """The record key, read from the line's start without parsing the whole record."""
+    if line.startswith(_KEY_PREFIX):
+        end = line.find(b'"', len(_KEY_PREFIX))
+        if end > 0:
+            return line[len(_KEY_PREFIX) : end].decode()
+    try:
+        return json.loads(line).get("key")
+    except (ValueError, AttributeError):
+        return None
+
+
+class RunStore:
+    """Open a run directory for appending; knows which units of work are already done."""
+
+    def __init__(self, out: Path) -> None:
+        self.out = out
+        self.done: set[str] = set()
+        self.cached_responses: dict[str, Response] = {}
+        self._files: dict[str, IO[bytes]] = {}
+        self._dirty = False
+
+    def open(self, config_dump: dict[str, Any], fingerprint: str, *, allow_change: bool) -> Stats:
+        """Check the config against the directory's, repair tails, load what is done."""
+        try:
+            self.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise UserError(f"{self.out}: cannot create the run directory ({exc.strerror})") from None
+        previous = self.read_run()
+        if previous and previous.get("config_fingerprint") != fingerprint and not allow_change:
+            raise UserError(
+                f"{self.out} was made with a different config (fingerprint "
+                f"{previous.get('config_fingerprint')} vs {fingerprint} now); rerun with the same "
+                "config, choose another --out, or pass --allow-config-change to continue under "
+                "the new config"
+            )
+        for name in (CRITIQUES, REJECTED, RESPONSES):
+            dropped = repair_tail(self.out / name)
+            if dropped:
+                log.warning(
+                    "%s: dropped a half-written last line (%d bytes); it will be redone",
+                    self.out / name,
+                    dropped,
+                )
+        stats = Stats()
+        if previous:
+            stats.requests = previous.get("counts", {}).get("requests", 0)
+            stats.retries = previous.get("counts", {}).get("retries", 0)
+        self._load(stats)
+        self._config = config_dump
+        self._fingerprint = fingerprint
+        self._started = previous.get("started_at", time.time()) if previous else time.time()
+        (self.out / CRITIQUES).touch()
+        (self.out / REJECTED).touch()
+        return stats
+
+    def _load(self, stats: Stats) -> None:
+        for number, line in iter_lines(self.out / CRITIQUES):
+            try:
+                record = CritiqueRecord.model_validate_json(line)
+            except ValueError:
+                log.warning("%s:%d: unreadable record skipped", self.out / CRITIQUES, number)
+                continue
+            if record.key not in self.done:
+                self.done.add(record.key)
+                stats.add_record(record)
+        for _, line in iter_lines(self.out / REJECTED):
+            key = line_key(line)
+            if key is not None and key not in self.done:
+                self.done.add(key)
+                stats.add_rejection(Rejection.model_validate_json(line))
+        for _, line in iter_lines(self.out / RESPONSES):
+            try:
+                response = Response.model_validate_json(line)
+            except ValueError:
+                continue
+            self.cached_responses[response.key] = response
+
+    def forget_done_responses(self, unit_key_of: Any) -> None:
+        """Keep cached responses only for units still to do, so memory stays small."""
+        self.cached_responses = {
+            k: r for k, r in self.cached_responses.items() if unit_key_of(k) not in self.done
+        }
+
+    def write_record(self, record: CritiqueRecord) -> None:
+        self._append(CRITIQUES, record.model_dump_json())
+        self.done.add(record.key)
+
+    def write_rejection(self, rejection: Rejection) -> None:
+        self._append(REJECTED, rejection.model_dump_json())
+        self.done.add(rejection.key)
+
+    def write_response(self, response: Response) -> None:
+        self._append(RESPONSES, response.model_dump_json())
+
+    def _append(self, name: str, line: str) -> None:
+        f = self._files.get(name)
+        if f is None:
+            f = self._files[name] = (self.out / name).open("ab")
+        f.write(line.encode() + b"\n")
+        self._dirty = True
+
+    def flush(self) -> None:
+        """Hand buffered lines to the OS: they then survive a killed process."""
+        if self._dirty:
+            for f in self._files.values():
+                f.flush()
+            self._dirty = False
+
+    def read_run(self) -> dict[str, Any] | None:
+        path = self.out / RUN
+        if not path.exists():
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            raise UserError(f"{path}: unreadable run summary ({exc}); move it away to start over") from None
+
+    def write_run(self, stats: Stats, extra: dict[str, Any]) -> None:
+        """Rewrite run.json atomically (write a temp file, then rename)."""
+        summary = {
+            "config_fingerprint": self._fingerprint,
+            "config": self._config,
+            "versions": {"critique_synth": __version__, "python": platform.python_version()},
+            "started_at": self._started,
+            "updated_at": time.time(),
+            **extra,
+            "counts": stats.counts(),
+        }
+        tmp = self.out / f".{RUN}.tmp"
+        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
+        os.replace(tmp, self.out / RUN)
+
+    def close(self) -> None:
+        self.flush()
+        for f in self._files.values():
+            f.close()
+        self._files.clear()

@@ -1,0 +1,134 @@
+"""Where noisy responses come from: the data itself, injected errors, or student models.
+
+A student plans the samples of a problem as keys first (cheap, no calls), so the pipeline can
+skip finished units before anything is generated; only then does it produce responses.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from .config import StudentsConfig
+from .fingerprint import fingerprint, problem_fingerprint
+from .inject import inject_error
+from .llm import LLMClient
+from .prompts import load_prompt
+from .records import Problem, Response
+from .verify import check_response
+
+INJECTOR_VERSION = "inject-1"
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One planned response: its key and what is needed to produce it."""
+
+    key: str
+    index: int
+    source: str
+
+
+class Student(Protocol):
+    requires: tuple[str, ...]
+
+    def plan(self, problem: Problem) -> list[Sample]: ...
+
+    async def respond(self, problem: Problem, sample: Sample) -> Response: ...
+
+
+def _response(
+    problem: Problem, sample: Sample, text: str, source: str | None = None, **extra: object
+) -> Response:
+    final, correct = check_response(text, problem.answer)
+    return Response(
+        key=sample.key,
+        problem_id=problem.id,
+        text=text,
+        source=source or sample.source,
+        sample=sample.index,
+        final_answer=final,
+        correct=correct,
+        **extra,
+    )
+
+
+class DatasetStudent:
+    """The response given in the data (WebInstruct style): one per problem."""
+
+    requires = ("response",)
+
+    def plan(self, problem: Problem) -> list[Sample]:
+        return [Sample(fingerprint("dataset", problem_fingerprint(problem)), 0, "dataset")]
+
+    async def respond(self, problem: Problem, sample: Sample) -> Response:
+        assert problem.response is not None
+        return _response(problem, sample, problem.response)
+
+
+class InjectStudent:
+    """Sample 0 is the reference solution; samples 1.. are deterministic wrong variants of it."""
+
+    requires = ("solution",)
+
+    def __init__(self, samples: int) -> None:
+        self.samples = samples
+
+    def plan(self, problem: Problem) -> list[Sample]:
+        base = problem_fingerprint(problem)
+        return [
+            Sample(fingerprint(INJECTOR_VERSION, base, i), i, "reference" if i == 0 else "inject")
+            for i in range(self.samples)
+        ]
+
+    async def respond(self, problem: Problem, sample: Sample) -> Response:
+        assert problem.solution is not None
+        if sample.index == 0:
+            return _response(problem, sample, problem.solution)
+        injected = inject_error(problem.solution, sample.index, problem.id)
+        if injected is None:
+            return _response(problem, sample, problem.solution)
+        return _response(problem, sample, injected.text, source=f"inject:{injected.kind}")
+
+
+class LLMStudent:
+    """`samples` responses per problem from each student model on an OpenAI-compatible endpoint."""
+
+    requires: tuple[str, ...] = ()
+
+    def __init__(self, config: StudentsConfig, client: LLMClient) -> None:
+        self.config = config
+        self.client = client
+        self.prompt = load_prompt(config.prompt)
+
+    def messages(self, problem: Problem) -> list[dict[str, str]]:
+        return [
+            {"role": "system", "content": self.prompt.system()},
+            {"role": "user", "content": self.prompt.user(question=problem.question)},
+        ]
+
+    def plan(self, problem: Problem) -> list[Sample]:
+        c = self.config
+        messages = self.messages(problem)
+        params = (c.temperature, c.top_p, c.max_tokens, self.prompt.version)
+        return [
+            Sample(fingerprint(model, messages, params, i), i, f"llm:{model}")
+            for model in c.models
+            for i in range(c.samples)
+        ]
+
+    async def respond(self, problem: Problem, sample: Sample) -> Response:
+        completion = await self.client.chat(
+            sample.source.removeprefix("llm:"),
+            self.messages(problem),
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+            max_tokens=self.config.max_tokens,
+        )
+        return _response(
+            problem,
+            sample,
+            completion.text,
+            finish_reason=completion.finish_reason,
+            usage=completion.usage,
+        )
