@@ -87,7 +87,7 @@ def decimals(text: str) -> int:
 
 
 def agrees(value: Fraction, stated_text: str) -> bool:
-    """Exact match, or a stated result that is the value rounded to its shown precision."""
+    """Exact, or the value rounded (down, up or to nearest) at the precision the text shows."""
     stated = number_value(stated_text)
     if value == stated:
         return True

@@ -28,7 +28,7 @@ from .store import CRITIQUES, iter_lines
 from .teachers import LLMTeacher
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)
 
 
 def _setup_logging(verbose: bool) -> None:

@@ -98,26 +98,34 @@ def export(run_dirs: list[Path] | Path, out: Path) -> ExportResult:
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "data").mkdir(parents=True)
-    rows = 0
-    writer = pq.ParquetWriter(tmp / "data" / "train-00000-of-00001.parquet", SCHEMA)
+    parquet_path = tmp / "data" / "train-00000-of-00001.parquet"
+    rows = nbytes = 0
+    writer = pq.ParquetWriter(parquet_path, SCHEMA)
     try:
         batch: list[dict[str, Any]] = []
         for record in iter_records(dirs):
             batch.append(cft_row(record))
             if len(batch) >= BATCH:
-                writer.write_table(pa.Table.from_pylist(batch, schema=SCHEMA))
+                nbytes += _write(writer, batch)
                 rows += len(batch)
                 batch = []
         if batch:
-            writer.write_table(pa.Table.from_pylist(batch, schema=SCHEMA))
+            nbytes += _write(writer, batch)
             rows += len(batch)
     finally:
         writer.close()
-    (tmp / "README.md").write_text(dataset_card(rows, dirs), encoding="utf-8")
+    sizes = {"rows": rows, "nbytes": nbytes, "file_bytes": parquet_path.stat().st_size}
+    (tmp / "README.md").write_text(dataset_card(sizes, dirs), encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
     return ExportResult(out, rows)
+
+
+def _write(writer: pq.ParquetWriter, batch: list[dict[str, Any]]) -> int:
+    table = pa.Table.from_pylist(batch, schema=SCHEMA)
+    writer.write_table(table)
+    return int(table.nbytes)
 
 
 def _size_category(rows: int) -> str:
@@ -132,7 +140,10 @@ def _size_category(rows: int) -> str:
     return "1M<n<10M"
 
 
-def dataset_card(rows: int, run_dirs: list[Path]) -> str:
+def dataset_card(sizes: dict[str, int], run_dirs: list[Path]) -> str:
+    """The card's YAML carries split sizes: `datasets` keys its local cache on that YAML, so
+    without them every re-export of a folder would load the first export's cached rows."""
+    rows = sizes["rows"]
     runs = []
     for run_dir in run_dirs:
         try:
@@ -149,6 +160,14 @@ configs:
   data_files:
   - split: train
     path: data/train-*.parquet
+dataset_info:
+  config_name: default
+  splits:
+  - name: train
+    num_bytes: {sizes["nbytes"]}
+    num_examples: {rows}
+  download_size: {sizes["file_bytes"]}
+  dataset_size: {sizes["nbytes"]}
 language:
 - en
 license: other

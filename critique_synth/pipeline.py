@@ -149,6 +149,7 @@ class _Runner:
         self.workers = max(c.endpoint.concurrency for c in parts.clients) if uses_llm else 1
         self.work: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.workers * 2)
         self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=1024)
+        self.source_error: UserError | None = None
 
     async def results(self) -> AsyncIterator[CritiqueRecord | Rejection]:
         tasks = [asyncio.create_task(self._produce())]
@@ -174,10 +175,10 @@ class _Runner:
         for task in tasks:
             try:
                 await task
-            except Exception as exc:  # surfaced to the caller after what is done is stored
+            except Exception as exc:  # a bug in a worker: surface it after what is stored
                 await self.out.put(exc)
                 return
-        await self.out.put(_DONE)
+        await self.out.put(self.source_error or _DONE)
 
     def _store(self, item: CritiqueRecord | Rejection | Response) -> bool:
         if isinstance(item, Response):
@@ -192,14 +193,16 @@ class _Runner:
         return True
 
     async def _produce(self) -> None:
+        """Feed the workers; bad input stops the reading, but what was read is still finished."""
         try:
             for i, problem in enumerate(plan_problems(self.config, self.student)):
                 await self.work.put(problem)
                 if i % 256 == 0:
                     await asyncio.sleep(0)
-        finally:
-            for _ in range(self.workers):
-                await self.work.put(_DONE)
+        except UserError as exc:
+            self.source_error = exc
+        for _ in range(self.workers):
+            await self.work.put(_DONE)
 
     async def _work(self) -> None:
         while (problem := await self.work.get()) is not _DONE:

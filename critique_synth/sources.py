@@ -145,9 +145,10 @@ def _to_problem(
             return None
         if column not in row:
             if role in require or role == "question":
+                needed = f" ({role} is needed by the chosen students kind)" if role in require else ""
                 raise UserError(
                     f"{where}: no field {column!r} (has: {', '.join(sorted(row)) or 'nothing'}); "
-                    f"map it with problems.fields.{role}"
+                    f"map it with problems.fields.{role}{needed}"
                 )
             return None
         value = row[column]

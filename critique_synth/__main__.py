@@ -1,0 +1,5 @@
+"""`python -m critique_synth` runs the CLI."""
+
+from .cli import main
+
+main()

@@ -1,0 +1,275 @@
+"""An OpenAI-compatible chat server for tests and benchmarks, with fault injection.
+
+It answers /v1/chat/completions in the shape the request asks for: a JSON critique when a
+JSON schema is requested, a CFT text critique when a teacher prompt comes without one, and a
+worked answer for a student prompt. Critiques come from our own critic run *without* the
+gold answer, so they are plausible and sometimes wrong, like a real teacher's. Faults
+(429 with Retry-After, 500, hangs, dropped connections, invalid or schema-violating JSON,
+`finish_reason: length`, garbage bodies) are drawn per request from a seeded RNG or taken
+from a script, and every request is logged with a fingerprint of its body.
+
+Run standalone for benchmarks: `python -m critique_synth.testserver --port 8011 --latency 0.2`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import random
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from .critic import builtin_critique
+from .records import Problem
+
+FAULTS = (
+    "429",
+    "500",
+    "400",
+    "401",
+    "404",
+    "hang",
+    "drop",
+    "invalid_json",
+    "bad_schema",
+    "length",
+    "garbage",
+)
+_TAG_RE = {tag: re.compile(rf"<{tag}>\n?(.*?)\n?</{tag}>", re.DOTALL) for tag in ("question", "solution")}
+_NUMBER_RE = re.compile(r"\d+")
+
+
+@dataclass
+class ServerConfig:
+    latency: float = 0.0
+    faults: dict[str, float] = field(default_factory=dict)
+    script: deque[str] = field(default_factory=deque)
+    retry_after: float = 0.05
+    hang: float = 30.0
+    seed: int = 0
+    hidden_rpm: int | None = None
+
+
+def body_fingerprint(body: dict[str, Any]) -> str:
+    """Identity of a request's content, for 'was this request sent again?' checks."""
+    keep = {k: body.get(k) for k in ("model", "messages", "temperature", "top_p", "max_tokens", "n")}
+    return hashlib.sha256(json.dumps(keep, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class MockLLMServer:
+    """Start with `start()` (a background thread) or `serve()` (in the current loop)."""
+
+    def __init__(self, config: ServerConfig | None = None, host: str = "127.0.0.1", port: int = 0):
+        self.config = config or ServerConfig()
+        self.host, self.port = host, port
+        self.log: list[dict[str, Any]] = []
+        self._rng = random.Random(self.config.seed)
+        self._recent: deque[float] = deque()
+        self._counter = 0
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._runner: web.AppRunner | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=64 * 1024 * 1024)
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_get("/_log", self._log)
+        return app
+
+    async def serve(self) -> None:
+        self._runner = web.AppRunner(self.app(), access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port, backlog=4096)
+        await site.start()
+        server = site._server
+        if self.port == 0 and server is not None and server.sockets:
+            self.port = server.sockets[0].getsockname()[1]
+
+    def start(self) -> MockLLMServer:
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            self._loop.run_until_complete(self.serve())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, name="mock-llm-server", daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        if self._loop is None:
+            return
+        assert self._runner is not None
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if self._thread is not None:
+            self._thread.join(10)
+        self._loop = None
+
+    def fingerprints(self, kind: str | None = None) -> list[str]:
+        return [e["fingerprint"] for e in self.log if kind is None or e["kind"] == kind]
+
+    async def _models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [{"id": "mock", "object": "model"}]})
+
+    async def _log(self, request: web.Request) -> web.Response:
+        return web.json_response(self.log)
+
+    def _draw_fault(self) -> str | None:
+        if self.config.script:
+            fault = self.config.script.popleft()
+            return None if fault == "ok" else fault
+        roll = self._rng.random()
+        for name, rate in self.config.faults.items():
+            if roll < rate:
+                return name
+            roll -= rate
+        return None
+
+    def _over_hidden_limit(self) -> bool:
+        if not self.config.hidden_rpm:
+            return False
+        now = time.monotonic()
+        while self._recent and now - self._recent[0] > 60:
+            self._recent.popleft()
+        if len(self._recent) >= self.config.hidden_rpm:
+            return True
+        self._recent.append(now)
+        return False
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        fault = self._draw_fault()
+        kind = _kind(body)
+        entry = {
+            "t": time.time(),
+            "kind": kind,
+            "model": body.get("model"),
+            "fingerprint": body_fingerprint(body),
+            "turns": len(body.get("messages", [])),
+            "fault": fault,
+            "authorization": "Authorization" in request.headers,
+        }
+        self.log.append(entry)
+        if self._over_hidden_limit():
+            entry["fault"] = "429"
+            return _error(429, "rate limit exceeded", retry_after=self.config.retry_after)
+        if self.config.latency:
+            await asyncio.sleep(self.config.latency)
+        if fault == "429":
+            return _error(429, "rate limit exceeded", retry_after=self.config.retry_after)
+        if fault in ("500", "400", "401", "404"):
+            return _error(int(fault), f"mock error {fault}")
+        if fault == "hang":
+            await asyncio.sleep(self.config.hang)
+        if fault == "drop":
+            if request.transport is not None:
+                request.transport.close()
+            return web.Response(status=500)
+        if fault == "garbage":
+            return web.Response(text="<html>bad gateway</html>", content_type="application/json")
+        self._counter += 1
+        choices = [self._choice(body, kind, fault, i) for i in range(int(body.get("n") or 1))]
+        prompt_chars = sum(len(m.get("content") or "") for m in body.get("messages", []))
+        completion_chars = sum(len(c["message"]["content"]) for c in choices)
+        return web.json_response(
+            {
+                "id": f"mock-{self._counter}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model"),
+                "choices": choices,
+                "usage": {
+                    "prompt_tokens": prompt_chars // 4,
+                    "completion_tokens": completion_chars // 4,
+                    "total_tokens": (prompt_chars + completion_chars) // 4,
+                },
+            }
+        )
+
+    def _choice(self, body: dict[str, Any], kind: str, fault: str | None, index: int) -> dict[str, Any]:
+        text = _answer(body, kind, index + self._counter)
+        finish = "stop"
+        if fault == "invalid_json":
+            text = '{"analysis": "The solution looks'
+        elif fault == "bad_schema":
+            text = json.dumps({"analysis": "Looks fine.", "verdict": "maybe"})
+        elif fault == "length":
+            text, finish = text[: max(1, len(text) // 3)], "length"
+        return {"index": index, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+
+
+def _kind(body: dict[str, Any]) -> str:
+    if body.get("response_format"):
+        return "teacher_json"
+    user = next((m.get("content") or "" for m in body.get("messages", []) if m.get("role") == "user"), "")
+    return "teacher_text" if "<solution>" in user else "student"
+
+
+def _answer(body: dict[str, Any], kind: str, salt: int) -> str:
+    user = next((m.get("content") or "" for m in body.get("messages", []) if m.get("role") == "user"), "")
+    if kind == "student":
+        numbers = [int(n) for n in _NUMBER_RE.findall(user)[:2]] or [1, 1]
+        a, b = numbers[0], numbers[-1]
+        slip = salt % 3 == 0
+        total = a + b + (1 if slip else 0)
+        return f"First, {a} + {b} = {total}.\nSo the answer is \\boxed{{{total}}}."
+    question = _TAG_RE["question"].search(user)
+    solution = _TAG_RE["solution"].search(user)
+    problem = Problem(id="mock", question=question.group(1) if question else "?")
+    critique = builtin_critique(problem, solution.group(1) if solution else "")
+    if kind == "teacher_json":
+        return critique.model_dump_json()
+    return critique.render()
+
+
+def _error(status: int, message: str, retry_after: float | None = None) -> web.Response:
+    headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
+    return web.json_response({"error": {"message": message, "code": status}}, status=status, headers=headers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8011)
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--fault", action="append", default=[], help="NAME=RATE, e.g. 429=0.1")
+    parser.add_argument("--hang", type=float, default=30.0)
+    parser.add_argument("--retry-after", type=float, default=0.05)
+    parser.add_argument("--hidden-rpm", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    faults = {name: float(rate) for name, _, rate in (f.partition("=") for f in args.fault)}
+    unknown = set(faults) - set(FAULTS)
+    if unknown:
+        parser.error(f"unknown fault(s) {sorted(unknown)}; choose from {', '.join(FAULTS)}")
+    config = ServerConfig(
+        latency=args.latency,
+        faults=faults,
+        retry_after=args.retry_after,
+        hang=args.hang,
+        seed=args.seed,
+        hidden_rpm=args.hidden_rpm,
+    )
+    server = MockLLMServer(config, args.host, args.port)
+    web.run_app(server.app(), host=args.host, port=args.port, access_log=None, print=None)
+
+
+if __name__ == "__main__":
+    main()

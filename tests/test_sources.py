@@ -1,0 +1,90 @@
+import json
+from pathlib import Path
+
+import datasets
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from critique_synth.config import FieldMap, ProblemsConfig
+from critique_synth.errors import UserError
+from critique_synth.sources import iter_problems, select
+
+ROWS = [
+    {"uid": "a", "prompt": "What is 2+3?", "gold": 5, "worked": "2 + 3 = 5\n#### 5"},
+    {"uid": "b", "prompt": "What is 4*4?", "gold": 16, "worked": "4 * 4 = 16\n#### 16"},
+]
+FIELDS = FieldMap(id="uid", question="prompt", answer="gold", solution="worked")
+
+
+def _problems(path: str, **kw: object) -> list:
+    return list(iter_problems(ProblemsConfig(path=path, fields=FIELDS, **kw)))
+
+
+def test_jsonl_json_parquet_and_hf_folder_read_the_same(tmp_path: Path) -> None:
+    (tmp_path / "p.jsonl").write_text("".join(json.dumps(r) + "\n" for r in ROWS) + "\n")
+    (tmp_path / "p.json").write_text(json.dumps(ROWS))
+    pq.write_table(pa.Table.from_pylist(ROWS), tmp_path / "p.parquet")
+    datasets.Dataset.from_list(ROWS).save_to_disk(str(tmp_path / "saved"))
+    (tmp_path / "folder").mkdir()
+    pq.write_table(pa.Table.from_pylist(ROWS), tmp_path / "folder" / "train.parquet")
+    expected = _problems(str(tmp_path / "p.jsonl"))
+    assert [p.id for p in expected] == ["a", "b"]
+    assert expected[0].answer == "5" and expected[0].solution.startswith("2 + 3")
+    for name in ("p.json", "p.parquet", "saved", "folder"):
+        assert _problems(str(tmp_path / name)) == expected, name
+
+
+def test_bundled_sample_is_the_default() -> None:
+    problems = list(iter_problems(ProblemsConfig(), require=("solution", "answer")))
+    assert len(problems) >= 200
+    assert len({p.id for p in problems}) == len(problems)
+
+
+def test_malformed_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + "\n\n{not json\n")
+    with pytest.raises(UserError, match=r"bad\.jsonl:3: malformed JSON"):
+        _problems(str(path))
+
+
+@pytest.mark.parametrize(
+    ("row", "message"),
+    [
+        (
+            {"uid": "x", "question": "q"},
+            r"no field 'prompt' \(has: question, uid\); map it with problems.fields.question",
+        ),
+        ({"uid": "x", "prompt": "   "}, "empty question"),
+    ],
+)
+def test_missing_or_empty_question(tmp_path: Path, row: dict, message: str) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(row) + "\n")
+    with pytest.raises(UserError, match=message):
+        _problems(str(path))
+
+
+def test_required_fields_are_checked_per_row(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps({"uid": "x", "prompt": "q", "gold": 1}) + "\n")
+    config = ProblemsConfig(path=str(path), fields=FIELDS)
+    with pytest.raises(UserError, match=r"p\.jsonl:line 1: no field 'worked'"):
+        list(iter_problems(config, require=("solution",)))
+
+
+def test_missing_file_and_unknown_type(tmp_path: Path) -> None:
+    with pytest.raises(UserError, match="not found"):
+        _problems(str(tmp_path / "nope.jsonl"))
+    (tmp_path / "p.csv").write_text("a,b\n")
+    with pytest.raises(UserError, match="unknown problem file type"):
+        _problems(str(tmp_path / "p.csv"))
+
+
+def test_shards_partition_the_problems() -> None:
+    problems = list(iter_problems(ProblemsConfig()))
+    shards = [list(select(problems, f"{i}/3", None)) for i in range(3)]
+    ids = [p.id for shard in shards for p in shard]
+    assert sorted(ids) == sorted(p.id for p in problems)
+    assert all(shards)
+    assert [p.id for p in select(problems, "1/3", 2)] == [p.id for p in shards[1][:2]]
