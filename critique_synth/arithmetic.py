@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from fractions import Fraction
 
 _TOKEN_RE = re.compile(
@@ -69,6 +70,7 @@ def tokenize(line: str) -> list[Token]:
     return tokens
 
 
+@lru_cache(maxsize=65536)
 def number_value(text: str) -> Fraction:
     """Exact value of a number token: currency and thousands commas dropped, % divides by 100."""
     if "/" in text:
@@ -117,8 +119,10 @@ def format_number(value: Fraction, like: str = "") -> str:
     return f"{sign}{prefix}{body}{'%' if percent else ''}"
 
 
-def find_claims(line: str) -> list[Claim]:
-    """Every checkable `expression = number` in one line of text."""
+@lru_cache(maxsize=8192)
+def find_claims(line: str) -> tuple[Claim, ...]:
+    """Every checkable `expression = number` in one line of text (cached: the injector and the
+    critic read the same lines many times)."""
     tokens = tokenize(line)
     claims = []
     for i, tok in enumerate(tokens):
@@ -128,7 +132,7 @@ def find_claims(line: str) -> list[Claim]:
             continue
         operands, expression, start = left
         claims.append(Claim(tuple(operands), tuple(expression), result, start))
-    return claims
+    return tuple(claims)
 
 
 def _read_result(tokens: list[Token], i: int) -> Token | None:

@@ -39,7 +39,7 @@ def test_claims_are_read_and_checked(line: str, left: str, stated: str, holds: b
     ],
 )
 def test_no_claim_where_the_left_side_is_not_arithmetic(line: str) -> None:
-    assert find_claims(line) == []
+    assert find_claims(line) == ()
 
 
 def test_exact_fractions_not_floats() -> None:
