@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from fractions import Fraction
+from functools import lru_cache
 
 _TOKEN_RE = re.compile(
     r"(?P<num>[$€£]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?)"
@@ -70,7 +70,7 @@ def tokenize(line: str) -> list[Token]:
     return tokens
 
 
-@lru_cache(maxsize=65536)
+@lru_cache(maxsize=4096)
 def number_value(text: str) -> Fraction:
     """Exact value of a number token: currency and thousands commas dropped, % divides by 100."""
     if "/" in text:
@@ -119,7 +119,7 @@ def format_number(value: Fraction, like: str = "") -> str:
     return f"{sign}{prefix}{body}{'%' if percent else ''}"
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=2048)
 def find_claims(line: str) -> tuple[Claim, ...]:
     """Every checkable `expression = number` in one line of text (cached: the injector and the
     critic read the same lines many times)."""

@@ -210,7 +210,7 @@ class _Runner:
             pending = []
             for sample in self.student.plan(problem):
                 key = unit_key(sample.key, self.teacher.fingerprint)
-                if key in self.store.done:
+                if self.store.is_done(key):
                     self.stats.resumed += 1
                 else:
                     pending.append(self._unit(problem, sample, key))
