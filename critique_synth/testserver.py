@@ -224,6 +224,9 @@ def _kind(body: dict[str, Any]) -> str:
 
 def _answer(body: dict[str, Any], kind: str, salt: int) -> str:
     user = next((m.get("content") or "" for m in body.get("messages", []) if m.get("role") == "user"), "")
+    schema = ((body.get("response_format") or {}).get("json_schema") or {}).get("schema")
+    if schema is not None and "verdict" not in schema.get("properties", {}):
+        return json.dumps(_instance(schema, schema))
     if kind == "student":
         numbers = [int(n) for n in _NUMBER_RE.findall(user)[:2]] or [1, 1]
         a, b = numbers[0], numbers[-1]
@@ -237,6 +240,29 @@ def _answer(body: dict[str, Any], kind: str, salt: int) -> str:
     if kind == "teacher_json":
         return critique.model_dump_json()
     return critique.render()
+
+
+def _instance(schema: dict[str, Any], root: dict[str, Any]) -> Any:
+    """A minimal value that satisfies a JSON Schema, for requests with schemas we do not know."""
+    if "$ref" in schema:
+        return _instance(root["$defs"][schema["$ref"].rsplit("/", 1)[-1]], root)
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "anyOf" in schema:
+        return _instance(schema["anyOf"][0], root)
+    kind = schema.get("type", "object")
+    if kind == "object":
+        props = schema.get("properties", {})
+        return {name: _instance(sub, root) for name, sub in props.items()}
+    if kind == "array":
+        return [_instance(schema.get("items", {}), root)] * schema.get("minItems", 0)
+    return {
+        "string": "x",
+        "integer": max(0, schema.get("minimum", 0)),
+        "number": 0.5,
+        "boolean": True,
+        "null": None,
+    }.get(kind)
 
 
 def _error(status: int, message: str, retry_after: float | None = None) -> web.Response:
