@@ -66,7 +66,7 @@ def generate(
 
     asyncio.run(main())
     stats = stats_seen[0] if stats_seen else Stats()
-    dataset = export([out], out / "dataset") if cfg.export else None
+    dataset = export([out], out / "dataset", cfg.export) if cfg.export.enabled else None
     return RunResult(out, stats, dataset)
 
 

@@ -14,17 +14,21 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.table import Table
 
 from .api import generate as run_generate
-from .config import RunConfig, load_config
+from .config import ExportOptions, RunConfig, load_config
 from .errors import UserError
 from .export import export as run_export
+from .hub import push_to_hub as run_push
 from .pipeline import build_parts, plan_problems
 from .progress import describe
 from .sources import describe_source
-from .store import CRITIQUES, iter_lines
+from .stats import Stats
+from .store import CRITIQUES, iter_lines, read_stats
 from .teachers import LLMTeacher
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
@@ -71,6 +75,8 @@ def generate(
     no_export: Annotated[bool, typer.Option("--no-export", help="skip DIR/dataset")] = False,
     dry_run: Annotated[bool, typer.Option(help="print the plan and first prompt only")] = False,
     allow_config_change: Annotated[bool, typer.Option(help="resume under a new config")] = False,
+    push_to_hub: Annotated[str | None, typer.Option(help="REPO_ID: upload DIR/dataset at the end")] = None,
+    private: Annotated[bool, typer.Option(help="with --push-to-hub: a private repo")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Make critiques: problems -> noisy responses -> teacher critiques -> DIR."""
@@ -88,7 +94,7 @@ def generate(
         "teacher.endpoint.base_urls": teacher_base_url or None,
         "limit": limit,
         "shard": shard,
-        "export": False if no_export else None,
+        "export.enabled": False if no_export else None,
     }
     for side in ("students", "teacher"):
         overrides[f"{side}.endpoint.api_key_env"] = api_key_env
@@ -105,15 +111,19 @@ def generate(
         if dry_run:
             _print_plan(cfg, out)
             return
+        if push_to_hub and not cfg.export.enabled:
+            raise UserError("--push-to-hub uploads DIR/dataset: drop --no-export")
         result = run_generate(cfg, out=out, allow_config_change=allow_config_change, progress=True)
+        err.print(f"done: {describe(result.stats)}", highlight=False)
+        if result.dataset is not None:
+            err.print(f"dataset: {result.dataset.path} ({result.dataset.rows:,} rows)")
+        if push_to_hub and result.dataset is not None:
+            err.print(f"pushed: {run_push(result.dataset.path, push_to_hub, private=private)}")
     except UserError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:
         err.print(f"interrupted: everything finished is kept in {out}; rerun the same command to resume")
         raise typer.Exit(130) from None
-    err.print(f"done: {describe(result.stats)}", highlight=False, soft_wrap=True)
-    if result.dataset is not None:
-        err.print(f"dataset: {result.dataset.path} ({result.dataset.rows:,} rows)")
 
 
 def _print_plan(cfg: RunConfig, out: Path) -> None:
@@ -167,16 +177,103 @@ def _print_plan(cfg: RunConfig, out: Path) -> None:
 
 @app.command("export")
 def export_cmd(
-    run_dirs: Annotated[list[Path], typer.Argument(help="one or more run directories")],
+    run_dirs: Annotated[list[Path], typer.Argument(help="one or more run directories (shards merge)")],
     out: Annotated[Path | None, typer.Option("--out", "-o", help="default: FIRST_DIR/dataset")] = None,
+    format: Annotated[list[str] | None, typer.Option(help="cft | trl | messages | sft (repeat)")] = None,
+    test_size: Annotated[float | None, typer.Option(help="share of problems in the test split")] = None,
+    disagreements: Annotated[str | None, typer.Option(help="keep | drop | split")] = None,
+    balance: Annotated[float | None, typer.Option(help="target share of 'right' verdicts")] = None,
+    dedupe: Annotated[bool, typer.Option(help="drop exact (question, response) duplicates")] = True,
+    near_duplicates: Annotated[bool, typer.Option(help="drop near-duplicate questions")] = False,
+    min_tokens: Annotated[int | None, typer.Option(help="drop shorter examples")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="drop longer examples (training cutoff)")] = None,
+    tokenizer: Annotated[str | None, typer.Option(help="HF tokenizer for token counts")] = None,
+    keep_truncated: Annotated[bool, typer.Option(help="keep cut-off or empty critiques")] = False,
+    license: Annotated[str | None, typer.Option(help="license id for the card")] = None,
 ) -> None:
-    """Write a Hub-ready dataset folder from run directories (shards are merged)."""
+    """Write a Hub-ready dataset folder (all formats, filters, card) from run directories."""
     _setup_logging(False)
+    values = {
+        "formats": format or None,
+        "test_size": test_size,
+        "disagreements": disagreements,
+        "balance": balance,
+        "dedupe": dedupe,
+        "near_duplicate_questions": near_duplicates,
+        "min_tokens": min_tokens,
+        "max_tokens": max_tokens,
+        "tokenizer": tokenizer,
+        "drop_truncated": not keep_truncated,
+        "license": license,
+    }
     try:
-        result = run_export(run_dirs, out or run_dirs[0] / "dataset")
+        try:
+            options = ExportOptions.model_validate({k: v for k, v in values.items() if v is not None})
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+            raise UserError(f"invalid export option: {problems}") from None
+        result = run_export(run_dirs, out or run_dirs[0] / "dataset", options)
     except UserError as exc:
         raise _fail(str(exc)) from None
-    err.print(f"dataset: {result.path} ({result.rows:,} rows)")
+    dropped = result.counts["dropped"] or "none"
+    err.print(f"dataset: {result.path} ({result.rows:,} rows; dropped {dropped})", highlight=False)
+
+
+@app.command("push-to-hub")
+def push_cmd(
+    path: Annotated[Path, typer.Argument(help="an exported dataset folder")],
+    repo_id: Annotated[str, typer.Argument(help="owner/name of the dataset repo")],
+    private: Annotated[bool, typer.Option(help="create the repo private")] = False,
+    revision: Annotated[str | None, typer.Option(help="branch to push to (created if needed)")] = None,
+    commit_message: Annotated[str, typer.Option()] = "Upload CFT dataset made with critique-synth",
+) -> None:
+    """Upload an exported folder to the Hugging Face Hub (token: HF_TOKEN or `hf auth login`)."""
+    _setup_logging(False)
+    try:
+        url = run_push(path, repo_id, private=private, revision=revision, commit_message=commit_message)
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"pushed: {url}")
+
+
+@app.command()
+def stats(run_dir: Annotated[Path, typer.Argument(help="a run directory, finished or in progress")]) -> None:
+    """Counts of a run: critiques, rejects by reason, verdicts, agreement with gold, usage."""
+    try:
+        counts, summary = read_stats(run_dir)
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    Console().print(stats_table(run_dir, counts, summary))
+
+
+def stats_table(run_dir: Path, counts: Stats, summary: dict[str, Any]) -> Table:
+    state = "finished" if summary.get("finished") else "in progress or stopped"
+    table = Table(title=f"{run_dir} ({state})")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    judged = counts.gold["agree"] + counts.gold["disagree"]
+    agreement = f"{counts.agreement:.1%} of {judged:,}" if counts.agreement is not None else "n/a"
+    right, wrong = counts.responses_correct["right"], counts.responses_correct["wrong"]
+    rows = [
+        ("teacher", str(summary.get("teacher", "?"))),
+        ("students", str(summary.get("students", "?"))),
+        ("critiques", f"{counts.critiques:,}"),
+        ("verdict right / wrong", f"{counts.verdicts['right']:,} / {counts.verdicts['wrong']:,}"),
+        ("responses right / wrong (gold)", f"{right:,} / {wrong:,}"),
+        ("verdict agrees with gold", agreement),
+        ("disagreements", f"{counts.gold['disagree']:,}"),
+        ("rejected", f"{counts.rejected:,}"),
+        *((f"  rejected: {reason}", f"{n:,}") for reason, n in counts.rejects.most_common()),
+        (
+            "tokens prompt / completion",
+            f"{counts.usage.prompt_tokens:,} / {counts.usage.completion_tokens:,}",
+        ),
+        ("cost (USD)", f"{counts.usage.cost:.4f}"),
+        ("requests / retries", f"{counts.requests:,} / {counts.retries:,}"),
+    ]
+    for what, value in rows:
+        table.add_row(what, value)
+    return table
 
 
 def main() -> None:

@@ -103,13 +103,42 @@ class TeacherConfig(_Strict):
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
 
 
+FORMATS = ("cft", "trl", "messages", "sft")
+
+
+class ExportOptions(_Strict):
+    """How a run store becomes a dataset: formats, split, and the quality controls."""
+
+    enabled: bool = True
+    formats: list[Literal["cft", "trl", "messages", "sft"]] = Field(default_factory=lambda: list(FORMATS))
+    test_size: float = Field(default=0.0, ge=0, lt=1, description="share of problems in the test split")
+    disagreements: Literal["keep", "drop", "split"] = Field(
+        default="keep", description="critiques whose verdict contradicts the gold check"
+    )
+    balance: float | None = Field(default=None, gt=0, lt=1, description="target share of 'right' verdicts")
+    dedupe: bool = Field(default=True, description="drop exact duplicate (question, response) pairs")
+    near_duplicate_questions: bool = Field(
+        default=False, description="drop questions equal after normalizing case, spacing, punctuation"
+    )
+    min_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1, description="e.g. the training cutoff, 2048")
+    tokenizer: str | None = Field(default=None, description="HF tokenizer for token counts")
+    drop_truncated: bool = Field(default=True, description="drop empty or cut-off critiques")
+    license: str = "other"
+
+
 class RunConfig(_Strict):
     problems: ProblemsConfig = Field(default_factory=ProblemsConfig)
     students: StudentsConfig = Field(default_factory=StudentsConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
     limit: int | None = Field(default=None, ge=1, description="process at most this many problems")
     shard: str | None = Field(default=None, description="I/N: this machine's slice of problems")
-    export: bool = True
+    export: ExportOptions = Field(default_factory=ExportOptions)
+
+    @field_validator("export", mode="before")
+    @classmethod
+    def _export_flag(cls, value: Any) -> Any:
+        return {"enabled": value} if isinstance(value, bool) else value
 
     @field_validator("shard")
     @classmethod

@@ -1,83 +1,49 @@
-"""Run directories -> a Hub-ready dataset folder (parquet under data/ + README.md card).
+"""Run directories -> a Hub-ready dataset folder: one config per format, parquet + card.
 
-The default columns are exactly WebInstruct-CFT's (`instruction`, `input`, `output`), so
-LLaMA-Factory and other CFT recipes read the folder unchanged; metadata columns follow.
-Records stream from the store in batches, and shards are merged by record key.
+    out/README.md                    dataset card (YAML: configs, sizes, license, tasks)
+    out/dataset_info.json            LLaMA-Factory entries (`dataset: cft`, `sft`, `messages`)
+    out/data/<format>/<split>-00000-of-00001.parquet
+
+Records stream from the stores in one pass (two when rebalancing verdicts, which needs the
+counts first), so memory does not grow with the run, apart from one 8-byte hash a record
+for merging shards and dropping duplicates. The folder is built beside `out` and swapped in
+at the end: a failed export leaves the previous one in place.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .card import render_card
+from .config import ExportOptions
 from .errors import UserError
+from .filters import Filters, balance_keep_rates, fraction_of, split_of, token_counter, unit_hash
+from .formats import CRITIQUE_ROWS, SCHEMAS, cft_row, llamafactory_info, sft_row
 from .records import CritiqueRecord
 from .store import CRITIQUES, iter_lines
 
-INSTRUCTION = "Please critique whether the following solution to the question is correct."
 BATCH = 5000
 
-SCHEMA = pa.schema(
-    [
-        ("instruction", pa.string()),
-        ("input", pa.string()),
-        ("output", pa.string()),
-        ("problem_id", pa.string()),
-        ("question", pa.string()),
-        ("response", pa.string()),
-        ("gold_answer", pa.string()),
-        ("response_source", pa.string()),
-        ("response_correct", pa.bool_()),
-        ("verdict", pa.string()),
-        ("gold_agrees", pa.bool_()),
-        ("first_wrong_step", pa.int64()),
-        ("corrected_answer", pa.string()),
-        ("teacher", pa.string()),
-        ("key", pa.string()),
-    ]
-)
 
-
-def cft_input(question: str, response: str) -> str:
-    return f"Question:\n{question}\n\nSolution:\n{response}"
-
-
-def cft_row(record: CritiqueRecord) -> dict[str, Any]:
-    return {
-        "instruction": INSTRUCTION,
-        "input": cft_input(record.problem.question, record.response.text),
-        "output": record.text,
-        "problem_id": record.problem.id,
-        "question": record.problem.question,
-        "response": record.response.text,
-        "gold_answer": record.problem.answer,
-        "response_source": record.response.source,
-        "response_correct": record.response.correct,
-        "verdict": record.critique.verdict,
-        "gold_agrees": record.gold_agrees,
-        "first_wrong_step": record.critique.first_wrong_step,
-        "corrected_answer": record.critique.corrected_answer,
-        "teacher": record.teacher,
-        "key": record.key,
-    }
-
-
-@dataclass(frozen=True)
+@dataclass
 class ExportResult:
     path: Path
     rows: int
+    counts: dict[str, Any] = field(default_factory=dict)
 
 
 def iter_records(run_dirs: list[Path]) -> Iterator[CritiqueRecord]:
     """Records of every run directory, each key once (shards of one job may overlap)."""
-    seen: set[str] = set()
+    seen: set[int] = set()
     for run_dir in run_dirs:
         path = run_dir / CRITIQUES
         if not path.exists():
@@ -87,111 +53,139 @@ def iter_records(run_dirs: list[Path]) -> Iterator[CritiqueRecord]:
                 record = CritiqueRecord.model_validate_json(line)
             except ValueError:
                 raise UserError(f"{path}:{number}: not a valid critique record") from None
-            if record.key not in seen:
-                seen.add(record.key)
+            key = int(record.key[:16], 16)
+            if key not in seen:
+                seen.add(key)
                 yield record
 
 
-def export(run_dirs: list[Path] | Path, out: Path) -> ExportResult:
-    """Write the dataset folder atomically: a failed export leaves the previous one in place."""
-    dirs = [run_dirs] if isinstance(run_dirs, Path) else list(run_dirs)
+class _Writers:
+    """Parquet writers opened on first row, one per (format, split), batched."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self._open: dict[tuple[str, str], tuple[pq.ParquetWriter, list[dict[str, Any]]]] = {}
+        self.rows: Counter[tuple[str, str]] = Counter()
+        self.nbytes: Counter[tuple[str, str]] = Counter()
+
+    def path(self, fmt: str, split: str) -> str:
+        return f"data/{fmt}/{split}-00000-of-00001.parquet"
+
+    def add(self, fmt: str, split: str, row: dict[str, Any] | None) -> None:
+        slot = (fmt, split)
+        if slot not in self._open:
+            target = self.root / self.path(fmt, split)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            self._open[slot] = (pq.ParquetWriter(target, SCHEMAS[fmt]), [])
+        if row is None:
+            return
+        batch = self._open[slot][1]
+        batch.append(row)
+        self.rows[slot] += 1
+        if len(batch) >= BATCH:
+            self._flush(slot)
+
+    def _flush(self, slot: tuple[str, str]) -> None:
+        writer, batch = self._open[slot]
+        if batch:
+            table = pa.Table.from_pylist(batch, schema=SCHEMAS[slot[0]])
+            writer.write_table(table)
+            self.nbytes[slot] += int(table.nbytes)
+            batch.clear()
+
+    def close(self) -> dict[str, dict[str, dict[str, int | str]]]:
+        """Close everything; sizes per format and split for the card."""
+        sizes: dict[str, dict[str, dict[str, int | str]]] = {}
+        for slot, (writer, _) in self._open.items():
+            self._flush(slot)
+            writer.close()
+            fmt, split = slot
+            path = self.path(fmt, split)
+            sizes.setdefault(fmt, {})[split] = {
+                "rows": self.rows[slot],
+                "nbytes": self.nbytes[slot],
+                "file_bytes": (self.root / path).stat().st_size,
+                "path": path,
+            }
+        return sizes
+
+
+def _balance_rates(dirs: list[Path], options: ExportOptions, count_tokens: Any) -> dict[str, float]:
+    """First pass, only when rebalancing: verdict counts of what the filters would keep."""
+    if options.balance is None:
+        return {"right": 1.0, "wrong": 1.0}
+    filters = Filters(options, count_tokens)
+    verdicts: Counter[str] = Counter()
+    for record in iter_records(dirs):
+        if filters.reason_to_drop(record) is None and not _split_out(record, options):
+            verdicts[record.critique.verdict] += 1
+    return balance_keep_rates(verdicts["right"], verdicts["wrong"], options.balance)
+
+
+def _split_out(record: CritiqueRecord, options: ExportOptions) -> bool:
+    return options.disagreements == "split" and record.gold_agrees is False
+
+
+def export(
+    run_dirs: list[Path] | list[str] | Path | str,
+    out: Path | str,
+    options: ExportOptions | None = None,
+) -> ExportResult:
+    """Write the dataset folder for `run_dirs` (merged) at `out`."""
+    dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(d) for d in run_dirs]
+    out = Path(out)
+    options = options or ExportOptions()
+    count_tokens = token_counter(options)
+    rates = _balance_rates(dirs, options, count_tokens)
     tmp = out.with_name(f".{out.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "data").mkdir(parents=True)
-    parquet_path = tmp / "data" / "train-00000-of-00001.parquet"
-    rows = nbytes = 0
-    writer = pq.ParquetWriter(parquet_path, SCHEMA)
+    tmp.mkdir(parents=True)
+    writers = _Writers(tmp)
+    writers.add(options.formats[0], "train", None)
+    filters = Filters(options, count_tokens)
+    critique_formats = [f for f in options.formats if f in CRITIQUE_ROWS]
+    sft_pairs: set[int] = set()
+    records = 0
+    samples: list[dict[str, Any]] = []
     try:
-        batch: list[dict[str, Any]] = []
         for record in iter_records(dirs):
-            batch.append(cft_row(record))
-            if len(batch) >= BATCH:
-                nbytes += _write(writer, batch)
-                rows += len(batch)
-                batch = []
-        if batch:
-            nbytes += _write(writer, batch)
-            rows += len(batch)
+            records += 1
+            split = split_of(record.problem.id, options.test_size)
+            if "sft" in options.formats and record.response.correct and _fits(record, options, count_tokens):
+                pair = unit_hash(record.problem.question, record.response.text)
+                if pair not in sft_pairs:
+                    sft_pairs.add(pair)
+                    writers.add("sft", split, sft_row(record))
+            reason = filters.reason_to_drop(record)
+            rebalanced = fraction_of("balance", record.key) >= rates[record.critique.verdict]
+            if reason is None and not _split_out(record, options) and rebalanced:
+                reason = "rebalanced"
+            if reason is not None:
+                filters.dropped[reason] += 1
+                continue
+            split = "disagreements" if _split_out(record, options) else split
+            for fmt in critique_formats:
+                writers.add(fmt, split, CRITIQUE_ROWS[fmt](record))
+            if len(samples) < 2 and split == "train":
+                samples.append(cft_row(record))
     finally:
-        writer.close()
-    sizes = {"rows": rows, "nbytes": nbytes, "file_bytes": parquet_path.stat().st_size}
-    (tmp / "README.md").write_text(dataset_card(sizes, dirs), encoding="utf-8")
+        sizes = writers.close()
+    counts = {
+        "records_read": records,
+        "dropped": dict(filters.dropped),
+        "rows": {fmt: {split: s["rows"] for split, s in splits.items()} for fmt, splits in sizes.items()},
+    }
+    files = {fmt: {split: str(s["path"]) for split, s in splits.items()} for fmt, splits in sizes.items()}
+    (tmp / "dataset_info.json").write_text(json.dumps(llamafactory_info(files), indent=2), encoding="utf-8")
+    (tmp / "README.md").write_text(render_card(sizes, dirs, options, counts, samples), encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)
     tmp.rename(out)
-    return ExportResult(out, rows)
+    main_rows = sum(s["rows"] for s in sizes.get(options.formats[0], {}).values())
+    return ExportResult(out, int(main_rows), counts)
 
 
-def _write(writer: pq.ParquetWriter, batch: list[dict[str, Any]]) -> int:
-    table = pa.Table.from_pylist(batch, schema=SCHEMA)
-    writer.write_table(table)
-    return int(table.nbytes)
-
-
-def _size_category(rows: int) -> str:
-    for limit, name in (
-        (1_000, "n<1K"),
-        (10_000, "1K<n<10K"),
-        (100_000, "10K<n<100K"),
-        (1_000_000, "100K<n<1M"),
-    ):
-        if rows < limit:
-            return name
-    return "1M<n<10M"
-
-
-def dataset_card(sizes: dict[str, int], run_dirs: list[Path]) -> str:
-    """The card's YAML carries split sizes: `datasets` keys its local cache on that YAML, so
-    without them every re-export of a folder would load the first export's cached rows."""
-    rows = sizes["rows"]
-    runs = []
-    for run_dir in run_dirs:
-        try:
-            summary = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            summary = {}
-        runs.append(summary)
-    teachers = sorted({s.get("teacher", "unknown") for s in runs})
-    counts = [s.get("counts", {}) for s in runs]
-    verdicts = {v: sum(c.get("verdicts", {}).get(v, 0) for c in counts) for v in ("right", "wrong")}
-    return f"""---
-configs:
-- config_name: default
-  data_files:
-  - split: train
-    path: data/train-*.parquet
-dataset_info:
-  config_name: default
-  splits:
-  - name: train
-    num_bytes: {sizes["nbytes"]}
-    num_examples: {rows}
-  download_size: {sizes["file_bytes"]}
-  dataset_size: {sizes["nbytes"]}
-language:
-- en
-license: other
-size_categories:
-- {_size_category(rows)}
-task_categories:
-- text-generation
-tags:
-- critique-fine-tuning
-- cft
-- math
----
-
-# Critique fine-tuning data made with critique-synth
-
-{rows} critiques of noisy solutions to math problems, in the WebInstruct-CFT layout
-(`instruction`, `input`, `output`): the model is trained to write the critique (`output`)
-given the question and a candidate solution (`input`). Each critique ends with
-`Conclusion: right [END]` or `Conclusion: wrong [END]`.
-
-- Teacher(s): {", ".join(teachers)}
-- Verdicts: {verdicts["right"]} right, {verdicts["wrong"]} wrong
-- `gold_agrees` says whether the verdict matches the gold-answer check of the response.
-
-Made with critique-synth. Method: Wang, Yue and Chen, "Critique Fine-Tuning: Learning to
-Critique is More Effective than Learning to Imitate" (2025).
-"""
+def _fits(record: CritiqueRecord, options: ExportOptions, count_tokens: Any) -> bool:
+    if options.max_tokens is None:
+        return True
+    return count_tokens(record.problem.question) + count_tokens(record.response.text) <= options.max_tokens

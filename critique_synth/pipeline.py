@@ -113,8 +113,9 @@ async def iter_run(
         extra = {
             "teacher": parts.teacher.name,
             "teacher_notice": notice,
-            "students": config.students.kind,
+            "students": _describe_students(config),
             "source": describe_source(config.problems),
+            "prompts": _prompts(parts),
         }
         last_save = time.monotonic()
         try:
@@ -134,6 +135,29 @@ async def iter_run(
             stats.retries = base_retries + sum(c.stats.retries for c in parts.clients)
             store.flush()
             store.write_run(stats, {**extra, "finished": finished})
+
+
+def _describe_students(config: RunConfig) -> str:
+    s = config.students
+    if s.kind == "llm":
+        return f"llm: {', '.join(s.models)} ({s.samples} samples each, temperature {s.temperature})"
+    if s.kind == "inject":
+        return f"inject: reference solution + {s.samples - 1} injected-error variant(s)"
+    return "dataset: responses given in the data"
+
+
+def _prompts(parts: Parts) -> dict[str, dict[str, str]]:
+    """The prompt texts and versions actually used, for run.json and the dataset card."""
+    used = {}
+    for role, part in (("teacher", parts.teacher), ("student", parts.student)):
+        prompt = getattr(part, "prompt", None)
+        if prompt is not None:
+            mode = getattr(getattr(part, "config", None), "mode", None) if role == "teacher" else None
+            used[role] = {
+                "version": prompt.version,
+                "text": f"{prompt.system(mode)}\n\n{prompt.parts['user']}",
+            }
+    return used
 
 
 class _Runner:

@@ -82,6 +82,39 @@ def line_key(line: bytes) -> str | None:
         return None
 
 
+def scan(out: Path) -> Iterator[CritiqueRecord | Rejection]:
+    """Every complete record and rejection in a run directory, read-only (a run may be live)."""
+    for name, model in ((CRITIQUES, CritiqueRecord), (REJECTED, Rejection)):
+        for number, line in iter_lines(out / name):
+            try:
+                yield model.model_validate_json(line)
+            except ValueError:
+                log.warning("%s:%d: unreadable line skipped", out / name, number)
+
+
+def _count(stats: Stats, item: CritiqueRecord | Rejection) -> None:
+    if isinstance(item, CritiqueRecord):
+        stats.add_record(item)
+    else:
+        stats.add_rejection(item)
+
+
+def read_stats(out: Path) -> tuple[Stats, dict[str, Any]]:
+    """Counts of a run directory, finished or in progress, and its run.json (or {})."""
+    if not (out / CRITIQUES).exists():
+        raise UserError(f"{out}: no {CRITIQUES}; is this a critique-synth run directory?")
+    stats = Stats()
+    seen: set[str] = set()
+    for item in scan(out):
+        if item.key not in seen:
+            seen.add(item.key)
+            _count(stats, item)
+    summary = RunStore(out).read_run() or {}
+    counts = summary.get("counts", {})
+    stats.requests, stats.retries = counts.get("requests", 0), counts.get("retries", 0)
+    return stats, summary
+
+
 class RunStore:
     """Open a run directory for appending; knows which units of work are already done."""
 
@@ -127,20 +160,10 @@ class RunStore:
         return stats
 
     def _load(self, stats: Stats) -> None:
-        for number, line in iter_lines(self.out / CRITIQUES):
-            try:
-                record = CritiqueRecord.model_validate_json(line)
-            except ValueError:
-                log.warning("%s:%d: unreadable record skipped", self.out / CRITIQUES, number)
-                continue
-            if not self.is_done(record.key):
-                self._mark(record.key)
-                stats.add_record(record)
-        for _, line in iter_lines(self.out / REJECTED):
-            key = line_key(line)
-            if key is not None and not self.is_done(key):
-                self._mark(key)
-                stats.add_rejection(Rejection.model_validate_json(line))
+        for item in scan(self.out):
+            if not self.is_done(item.key):
+                self._mark(item.key)
+                _count(stats, item)
         for _, line in iter_lines(self.out / RESPONSES):
             try:
                 response = Response.model_validate_json(line)

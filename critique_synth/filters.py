@@ -1,0 +1,102 @@
+"""Quality controls applied at export, each counted so the dataset card can report it.
+
+The CFT paper shipped its critiques unfiltered (about one in five wrong). Here each control
+is an option: critiques that contradict the gold check can be kept, dropped or split out for
+inspection; verdicts can be rebalanced; duplicates, over-long and truncated examples dropped.
+Decisions are deterministic (hashes of keys and problem ids), so an export is reproducible.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .config import ExportOptions
+from .errors import UserError
+from .formats import user_turn
+from .records import CritiqueRecord
+
+_PUNCT_RE = re.compile(r"[^\w\s]")
+_SPACE_RE = re.compile(r"\s+")
+
+
+def unit_hash(*parts: str) -> int:
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
+
+
+def fraction_of(*parts: str) -> float:
+    """A stable pseudo-random number in [0, 1) for deterministic sampling and splits."""
+    return unit_hash(*parts) / 2**64
+
+
+def split_of(problem_id: str, test_size: float) -> str:
+    """By problem, so no problem has rows in both splits."""
+    return "test" if test_size and fraction_of("split", problem_id) < test_size else "train"
+
+
+def normalize_question(question: str) -> str:
+    return _SPACE_RE.sub(" ", _PUNCT_RE.sub(" ", question.lower())).strip()
+
+
+def token_counter(options: ExportOptions) -> Callable[[str], int]:
+    """Tokens of a text: a real HF tokenizer when named, else about 4 characters a token."""
+    if options.tokenizer is None:
+        return lambda text: (len(text) + 3) // 4
+    try:
+        from transformers import AutoTokenizer
+    except ImportError:
+        raise UserError("export.tokenizer needs transformers: pip install 'critique-synth[train]'") from None
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(options.tokenizer)
+    except Exception as exc:  # transformers raises many types; the message is what matters
+        raise UserError(f"cannot load tokenizer {options.tokenizer!r}: {exc}") from None
+    return lambda text: len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+
+@dataclass
+class Filters:
+    """One pass over the records; state (seen pairs, questions) lives here, one object a pass."""
+
+    options: ExportOptions
+    count_tokens: Callable[[str], int]
+    dropped: Counter[str] = field(default_factory=Counter)
+    _pairs: set[int] = field(default_factory=set)
+    _questions: dict[int, str] = field(default_factory=dict)
+
+    def reason_to_drop(self, record: CritiqueRecord) -> str | None:
+        """Why this record stays out of every critique format, or None to keep it."""
+        o = self.options
+        if o.drop_truncated and (record.finish_reason == "length" or not record.critique.analysis.strip()):
+            return "truncated_or_empty"
+        if o.disagreements == "drop" and record.gold_agrees is False:
+            return "disagrees_with_gold"
+        if o.dedupe:
+            pair = unit_hash(record.problem.question, record.response.text)
+            if pair in self._pairs:
+                return "duplicate_pair"
+            self._pairs.add(pair)
+        if o.near_duplicate_questions:
+            question = unit_hash(normalize_question(record.problem.question))
+            owner = self._questions.setdefault(question, record.problem.id)
+            if owner != record.problem.id:
+                return "near_duplicate_question"
+        if o.min_tokens is not None or o.max_tokens is not None:
+            tokens = self.count_tokens(user_turn(record)) + self.count_tokens(record.text)
+            if o.max_tokens is not None and tokens > o.max_tokens:
+                return "too_long"
+            if o.min_tokens is not None and tokens < o.min_tokens:
+                return "too_short"
+        return None
+
+
+def balance_keep_rates(right: int, wrong: int, target: float | None) -> dict[str, float]:
+    """Keep-probabilities per verdict that bring the share of 'right' to `target`."""
+    if target is None or not right or not wrong:
+        return {"right": 1.0, "wrong": 1.0}
+    if right / (right + wrong) > target:
+        return {"right": target * wrong / ((1 - target) * right), "wrong": 1.0}
+    return {"right": 1.0, "wrong": (1 - target) * right / (target * wrong)}

@@ -1,0 +1,268 @@
+"""Export formats, splits, filters and the dataset card, on hand-built run stores."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import datasets
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from critique_synth.config import ExportOptions
+from critique_synth.export import export
+from critique_synth.formats import INSTRUCTION
+from critique_synth.records import Critique, CritiqueRecord, Problem, Response
+from critique_synth.store import CRITIQUES
+
+from .conftest import SECRET, run_cli
+
+
+def record(
+    pid: str,
+    response: str = "2 + 2 = 4\n#### 4",
+    verdict: str = "right",
+    correct: bool | None = True,
+    question: str | None = None,
+    finish_reason: str | None = None,
+    key: str | None = None,
+) -> CritiqueRecord:
+    critique = Critique(
+        analysis="Checked each step.",
+        first_wrong_step=None if verdict == "right" else 1,
+        corrected_answer=None if verdict == "right" else "4",
+        verdict=verdict,
+    )
+    agrees = None if correct is None else (verdict == "right") == correct
+    return CritiqueRecord(
+        key=key or hashlib.sha256(f"{pid}|{response}|{verdict}".encode()).hexdigest()[:24],
+        problem=Problem(id=pid, question=question or f"What is 2 + 2? ({pid})", answer="4"),
+        response=Response(key="r", problem_id=pid, text=response, source="test", correct=correct),
+        critique=critique,
+        text=critique.render(),
+        teacher="llm:test",
+        gold_agrees=agrees,
+        finish_reason=finish_reason,
+    )
+
+
+def store(path: Path, records: list[CritiqueRecord], run: dict | None = None) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / CRITIQUES).write_text("".join(r.model_dump_json() + "\n" for r in records))
+    (path / "run.json").write_text(
+        json.dumps(run or {"teacher": "llm:test", "counts": {"critiques": len(records)}})
+    )
+    return path
+
+
+def rows(out: Path, config: str = "cft", split: str = "train") -> list[dict]:
+    path = out / "data" / config / f"{split}-00000-of-00001.parquet"
+    return pq.read_table(path).to_pylist() if path.exists() else []
+
+
+def test_cft_is_byte_for_byte_the_webinstruct_layout(tmp_path: Path) -> None:
+    question, response = "What is 6 * 7?", "6 * 7 = 42\nThe answer is \\boxed{42}."
+    critique = Critique(
+        analysis="The product is right.", first_wrong_step=None, corrected_answer=None, verdict="right"
+    )
+    rec = CritiqueRecord(
+        key="a" * 24,
+        problem=Problem(id="q", question=question, answer="42"),
+        response=Response(key="r", problem_id="q", text=response, source="test", correct=True),
+        critique=critique,
+        text=critique.render(),
+        teacher="t",
+        gold_agrees=True,
+    )
+    out = tmp_path / "ds"
+    export(store(tmp_path / "run", [rec]), out)
+    (row,) = rows(out)
+    assert row["instruction"] == "Please critique whether the following solution to the question is correct."
+    assert row["input"] == "Question:\nWhat is 6 * 7?\n\nSolution:\n6 * 7 = 42\nThe answer is \\boxed{42}."
+    assert row["output"] == "The product is right.\n\nConclusion: right [END]"
+    assert list(row)[:3] == ["instruction", "input", "output"]
+
+
+def test_every_format_loads_with_its_documented_columns(tmp_path: Path) -> None:
+    records = [record(f"p{i}", verdict="wrong" if i % 2 else "right", correct=not i % 2) for i in range(20)]
+    out = tmp_path / "ds"
+    export(store(tmp_path / "run", records), out, ExportOptions(test_size=0.3))
+    expected = {
+        "cft": ["instruction", "input", "output"],
+        "trl": ["prompt", "completion"],
+        "messages": ["messages"],
+        "sft": ["instruction", "input", "output"],
+    }
+    for config, columns in expected.items():
+        loaded = datasets.load_dataset(str(out), config)
+        assert set(loaded) == {"train", "test"}, config
+        assert loaded["train"].column_names[: len(columns)] == columns
+    default = datasets.load_dataset(str(out))
+    assert default["train"].column_names[:3] == ["instruction", "input", "output"]
+    trl = datasets.load_dataset(str(out), "trl")["train"][0]
+    assert trl["prompt"][0]["role"] == "user" and trl["prompt"][0]["content"].startswith(
+        INSTRUCTION + "\nQuestion:"
+    )
+    assert trl["completion"][0]["content"].endswith("[END]")
+    chat = datasets.load_dataset(str(out), "messages")["train"][0]["messages"]
+    assert chat[1]["content"].startswith("Critique:\n")
+    sft = datasets.load_dataset(str(out), "sft")
+    assert sum(d.num_rows for d in sft.values()) == 10  # the correct responses only
+    info = json.loads((out / "dataset_info.json").read_text())
+    assert info["cft"]["file_name"] == "data/cft/train-00000-of-00001.parquet"
+    assert info["cft"]["columns"] == {"prompt": "instruction", "query": "input", "response": "output"}
+    assert info["messages"]["formatting"] == "sharegpt"
+
+
+def test_split_is_by_problem(tmp_path: Path) -> None:
+    records = [record(f"p{i}", response=f"2 + 2 = 4 (try {j})\n#### 4") for i in range(40) for j in range(3)]
+    out = tmp_path / "ds"
+    export(store(tmp_path / "run", records), out, ExportOptions(test_size=0.25))
+    train = {r["problem_id"] for r in rows(out)}
+    test = {r["problem_id"] for r in rows(out, split="test")}
+    assert train and test and not train & test
+    assert len(train | test) == 40
+
+
+def test_shard_merge_drops_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
+    records = [record(f"p{i}") for i in range(10)]
+    a = store(tmp_path / "a", records[:6])
+    b = store(tmp_path / "b", records[4:])
+    out = tmp_path / "ds"
+    result = export([a, b], out, ExportOptions(formats=["cft"]))
+    assert result.rows == 10
+    assert sorted(r["key"] for r in rows(out)) == sorted(r.key for r in records)
+
+
+def test_disagreements_keep_drop_split(tmp_path: Path) -> None:
+    agree = [record(f"a{i}") for i in range(6)]
+    disagree = [record(f"d{i}", verdict="right", correct=False) for i in range(4)]
+    unknown = [record(f"u{i}", correct=None) for i in range(2)]
+    run = store(tmp_path / "run", agree + disagree + unknown)
+    keep = export(run, tmp_path / "keep", ExportOptions(disagreements="keep"))
+    drop = export(run, tmp_path / "drop", ExportOptions(disagreements="drop"))
+    split = export(run, tmp_path / "split", ExportOptions(disagreements="split"))
+    assert keep.rows == 12 and keep.counts["dropped"] == {}
+    assert drop.rows == 8 and drop.counts["dropped"] == {"disagrees_with_gold": 4}
+    assert split.counts["rows"]["cft"] == {"train": 8, "disagreements": 4}
+    assert {r["problem_id"] for r in rows(tmp_path / "split", split="disagreements")} == {
+        f"d{i}" for i in range(4)
+    }
+    assert datasets.load_dataset(str(tmp_path / "split"))["disagreements"].num_rows == 4
+
+
+def test_rebalance_to_a_target_ratio(tmp_path: Path) -> None:
+    records = [record(f"r{i}") for i in range(300)] + [
+        record(f"w{i}", verdict="wrong", correct=False) for i in range(100)
+    ]
+    result = export(
+        store(tmp_path / "run", records), tmp_path / "ds", ExportOptions(balance=0.5, formats=["cft"])
+    )
+    kept = rows(tmp_path / "ds")
+    right = sum(r["verdict"] == "right" for r in kept)
+    wrong = sum(r["verdict"] == "wrong" for r in kept)
+    assert wrong == 100
+    assert 75 <= right <= 125
+    assert result.counts["dropped"] == {"rebalanced": 300 - right}
+    again = export(
+        store(tmp_path / "run", records), tmp_path / "ds2", ExportOptions(balance=0.5, formats=["cft"])
+    )
+    assert again.counts == result.counts
+
+
+def test_duplicates_length_and_truncation_counts(tmp_path: Path) -> None:
+    records = [
+        record("p1"),
+        record("p1", key="b" * 24),  # same question and response under another key
+        record("p2", question="What is 2 + 2?"),
+        record("p3", question="what is 2+2 ?"),  # the same question, normalized
+        record("p4", response="x " * 5000),  # far too long
+        record("p5", finish_reason="length"),
+    ]
+    options = ExportOptions(near_duplicate_questions=True, max_tokens=600, formats=["cft"])
+    result = export(store(tmp_path / "run", records), tmp_path / "ds", options)
+    assert result.counts["dropped"] == {
+        "duplicate_pair": 1,
+        "near_duplicate_question": 1,
+        "too_long": 1,
+        "truncated_or_empty": 1,
+    }
+    assert result.rows == 2
+
+
+def test_card_front_matter_counts_and_no_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    run = {
+        "teacher": "llm:gpt-4o",
+        "students": "inject",
+        "config": {"teacher": {"endpoint": {"base_urls": [f"https://user:{SECRET}@example.com/v1"]}}},
+        "prompts": {"teacher": {"version": "abc123def456", "text": "You are an expert."}},
+        "counts": {
+            "critiques": 3,
+            "rejected": 2,
+            "rejected_by_reason": {"invalid_output": 2},
+            "verdicts": {"right": 2, "wrong": 1},
+            "gold_agreement": {"agree": 2, "disagree": 1},
+            "usage": {"prompt_tokens": 100, "completion_tokens": 50, "cost": 0.01},
+        },
+    }
+    records = [record("p1"), record("p2"), record("p3", verdict="right", correct=False)]
+    export(store(tmp_path / "run", records, run), tmp_path / "ds", ExportOptions(disagreements="split"))
+    card = (tmp_path / "ds" / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert {c["config_name"] for c in front["configs"]} == {"cft", "trl", "messages", "sft"}
+    assert next(c for c in front["configs"] if c["config_name"] == "cft")["default"] is True
+    assert front["size_categories"] == ["n<1K"] and front["task_categories"] == ["text-generation"]
+    for text in (
+        "llm:gpt-4o",
+        "abc123def456",
+        "You are an expert.",
+        "invalid_output",
+        "66.7% of 3",
+        "disagreements",
+        "Critique Fine-Tuning",
+        "LLaMA-Factory",
+        '"verdict"',
+    ):
+        assert text in card, text
+    assert SECRET not in card
+    assert "example.com" not in card
+    assert not re.search(r"sk-[A-Za-z0-9]{6,}", card)
+
+
+def test_export_cli_and_stats(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert run_cli("generate", "--out", str(out), "--limit", "10", "--no-export").returncode == 0
+    result = run_cli(
+        "export",
+        str(out),
+        "--test-size",
+        "0.2",
+        "--disagreements",
+        "split",
+        "--format",
+        "cft",
+        "--format",
+        "sft",
+    )
+    assert result.returncode == 0, result.stderr
+    assert {p.name for p in (out / "dataset" / "data").iterdir()} == {"cft", "sft"}
+    bad = run_cli("export", str(out), "--balance", "1.5")
+    assert bad.returncode == 2 and "balance" in bad.stderr
+    missing = run_cli("export", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "no critiques.jsonl" in missing.stderr
+    stats = run_cli("stats", str(out))
+    assert stats.returncode == 0
+    assert "critiques" in stats.stdout and "20" in stats.stdout and "100.0% of 20" in stats.stdout
+
+
+def test_reexport_is_not_served_from_a_stale_cache(tmp_path: Path) -> None:
+    run = store(tmp_path / "run", [record(f"p{i}") for i in range(3)])
+    export(run, tmp_path / "ds")
+    assert datasets.load_dataset(str(tmp_path / "ds"))["train"].num_rows == 3
+    store(run, [record(f"p{i}") for i in range(5)])
+    export(run, tmp_path / "ds")
+    assert datasets.load_dataset(str(tmp_path / "ds"))["train"].num_rows == 5
