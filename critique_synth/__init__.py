@@ -11,14 +11,17 @@ from .records import Critique, CritiqueRecord, Problem, Rejection, Response
 __all__ = [
     "Critique",
     "CritiqueRecord",
+    "EvalOptions",
     "Problem",
     "Rejection",
     "Response",
     "RunConfig",
     "RunResult",
+    "TrainOptions",
     "UserError",
     "__version__",
     "agenerate",
+    "evaluate",
     "export",
     "generate",
 ]

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
+from rich.text import Text
 
 from .api import generate as run_generate
 from .config import ExportOptions, RunConfig, load_config
@@ -30,9 +31,12 @@ from .sources import describe_source
 from .stats import Stats
 from .store import CRITIQUES, iter_lines, read_stats
 from .teachers import LLMTeacher
+from .train import EvalOptions, TrainOptions
+from .train import evaluate as run_evaluate
+from .train import train as run_train
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-err = Console(stderr=True, soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -47,7 +51,7 @@ def _setup_logging(verbose: bool) -> None:
 
 
 def _fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    err.print(Text("error: ", style="bold red") + Text(message))
     return typer.Exit(2)
 
 
@@ -114,7 +118,7 @@ def generate(
         if push_to_hub and not cfg.export.enabled:
             raise UserError("--push-to-hub uploads DIR/dataset: drop --no-export")
         result = run_generate(cfg, out=out, allow_config_change=allow_config_change, progress=True)
-        err.print(f"done: {describe(result.stats)}", highlight=False)
+        err.print(f"done: {describe(result.stats)}")
         if result.dataset is not None:
             err.print(f"dataset: {result.dataset.path} ({result.dataset.rows:,} rows)")
         if push_to_hub and result.dataset is not None:
@@ -216,7 +220,7 @@ def export_cmd(
     except UserError as exc:
         raise _fail(str(exc)) from None
     dropped = result.counts["dropped"] or "none"
-    err.print(f"dataset: {result.path} ({result.rows:,} rows; dropped {dropped})", highlight=False)
+    err.print(f"dataset: {result.path} ({result.rows:,} rows; dropped {dropped})")
 
 
 @app.command("push-to-hub")
@@ -274,6 +278,95 @@ def stats_table(run_dir: Path, counts: Stats, summary: dict[str, Any]) -> Table:
     for what, value in rows:
         table.add_row(what, value)
     return table
+
+
+@app.command("train")
+def train_cmd(
+    data: Annotated[str, typer.Option(help="exported dataset folder, parquet/jsonl file, or Hub id")],
+    model: Annotated[str, typer.Option(help="model name or path")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="where the trained model goes")],
+    objective: Annotated[str, typer.Option(help="cft (critique) | sft (imitation)")] = "cft",
+    config_name: Annotated[str | None, typer.Option(help="dataset config; default: the objective")] = None,
+    lr: Annotated[float | None, typer.Option(help="default 5e-6 (the paper)")] = None,
+    epochs: Annotated[float | None, typer.Option(help="default 1")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="stop after N optimizer steps")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="examples per micro-batch per device")] = None,
+    grad_accum: Annotated[int | None, typer.Option(help="micro-batches per optimizer step")] = None,
+    cutoff: Annotated[int | None, typer.Option(help="max tokens per example (default 2048)")] = None,
+    bf16: Annotated[bool | None, typer.Option(help="default: where supported")] = None,
+    gradient_checkpointing: Annotated[bool, typer.Option(help="trade compute for memory")] = False,
+    lora: Annotated[bool, typer.Option(help="train LoRA adapters (needs peft)")] = False,
+    save_every: Annotated[int | None, typer.Option(help="checkpoint every N steps")] = None,
+    resume: Annotated[bool, typer.Option(help="continue from the newest checkpoint in --out")] = False,
+    limit: Annotated[int | None, typer.Option(help="use at most N examples")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """Fine-tune with the CFT or SFT objective (the `train` extra); `accelerate launch` for multi-GPU."""
+    _setup_logging(False)
+    values = {
+        "data": data,
+        "model": model,
+        "out": out,
+        "objective": objective,
+        "config_name": config_name,
+        "lr": lr,
+        "epochs": epochs,
+        "max_steps": max_steps,
+        "batch_size": batch_size,
+        "grad_accum": grad_accum,
+        "cutoff": cutoff,
+        "bf16": bf16,
+        "gradient_checkpointing": gradient_checkpointing,
+        "lora": lora,
+        "save_every": save_every,
+        "resume": resume,
+        "limit": limit,
+        "seed": seed,
+    }
+    try:
+        options = _options(TrainOptions, values)
+        result = run_train(options)
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"trained {result.steps} steps, last loss {result.last_loss:.4f}; model in {result.out}")
+
+
+@app.command("eval")
+def eval_cmd(
+    model: Annotated[str, typer.Option(help="model path/name, or an OpenAI-compatible base URL")],
+    data: Annotated[str | None, typer.Option(help="problems with gold answers; default: bundled")] = None,
+    served_model: Annotated[str | None, typer.Option(help="model name at the endpoint")] = None,
+    limit: Annotated[int | None, typer.Option(help="at most N problems")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="local generation batch")] = None,
+    max_new_tokens: Annotated[int | None, typer.Option(help="default 2048")] = None,
+    out: Annotated[Path | None, typer.Option(help="per-problem JSONL")] = None,
+) -> None:
+    """Greedy answers to math problems with the CFT evaluation prompt, scored against gold."""
+    _setup_logging(False)
+    values = {
+        "model": model,
+        "data": data,
+        "served_model": served_model,
+        "limit": limit,
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+        "out": out,
+    }
+    try:
+        result = run_evaluate(_options(EvalOptions, values))
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    print(f"accuracy {result.accuracy:.4f} ({result.correct}/{result.total}); per problem: {result.out}")
+
+
+def _options(model: Any, values: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()
+        )
+        raise UserError(f"invalid option: {problems}") from None
 
 
 def main() -> None:

@@ -66,7 +66,7 @@ class EndpointConfig(_Strict):
 class FieldMap(_Strict):
     """Which source column holds each part of a problem."""
 
-    id: str | None = None
+    id: str | None = "id"
     question: str = "question"
     answer: str | None = "answer"
     solution: str | None = "solution"

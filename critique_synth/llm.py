@@ -172,6 +172,16 @@ class LLMClient:
                     f"${self.endpoint.api_key_env}"
                 )
 
+    async def list_models(self) -> list[str]:
+        """Model ids the first base URL serves (GET /models); empty if it does not say."""
+        assert self._session is not None
+        try:
+            async with self._session.get(f"{self.endpoint.base_urls[0]}/models") as resp:
+                data = await resp.json(content_type=None) if resp.status == 200 else {}
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            return []
+        return [m["id"] for m in data.get("data", []) if isinstance(m, dict) and "id" in m]
+
     async def chat(
         self,
         model: str,

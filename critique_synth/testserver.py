@@ -56,6 +56,7 @@ class ServerConfig:
     hang: float = 30.0
     seed: int = 0
     hidden_rpm: int | None = None
+    answers: dict[str, str] = field(default_factory=dict)
 
 
 def body_fingerprint(body: dict[str, Any]) -> str:
@@ -203,8 +204,13 @@ class MockLLMServer:
             }
         )
 
+    def _scripted(self, body: dict[str, Any]) -> str | None:
+        """A canned reply for a request whose last message contains one of `answers`' keys."""
+        last = (body.get("messages") or [{}])[-1].get("content") or ""
+        return next((reply for key, reply in self.config.answers.items() if key in last), None)
+
     def _choice(self, body: dict[str, Any], kind: str, fault: str | None, index: int) -> dict[str, Any]:
-        text = _answer(body, kind, index + self._counter)
+        text = self._scripted(body) or _answer(body, kind, index + self._counter)
         finish = "stop"
         if fault == "invalid_json":
             text = '{"analysis": "The solution looks'

@@ -1,0 +1,37 @@
+"""The bundled trainer (the `train` extra): `train` runs CFT or SFT, `evaluate` scores models.
+
+torch and transformers are imported only when these are called, so the base package works
+without the extra and says which extra to install.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ..errors import UserError
+from .options import EvalOptions, TrainOptions
+
+if TYPE_CHECKING:
+    from .evaluate import EvalResult
+    from .loop import TrainResult
+
+__all__ = ["EvalOptions", "TrainOptions", "evaluate", "train"]
+
+
+def train(options: TrainOptions) -> TrainResult:
+    """Fine-tune a model with the CFT or SFT objective."""
+    try:
+        from .loop import train as run
+    except ImportError as exc:
+        raise UserError(
+            f"critique-synth train needs the train extra ({exc.name} is missing): "
+            "pip install 'critique-synth[train]'"
+        ) from None
+    return run(options)
+
+
+def evaluate(options: EvalOptions) -> EvalResult:
+    """Score a model, local or served, on math problems against gold answers."""
+    from .evaluate import evaluate as run
+
+    return run(options)
