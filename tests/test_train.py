@@ -15,9 +15,9 @@ import critique_synth
 from critique_synth.testserver import MockLLMServer
 from critique_synth.train.data import IGNORE, DataReport, Encoder, collate
 from critique_synth.train.loop import TargetLoss
+from critique_synth.train.tiny import make_model, make_tokenizer
 
 from .conftest import cli_env, read_jsonl, run_cli
-from .tinymodel import make_model, make_tokenizer
 
 
 @pytest.fixture(scope="module")
