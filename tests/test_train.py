@@ -161,6 +161,48 @@ def test_resume_gives_the_same_next_step_loss(tiny: Path, exported: Path, tmp_pa
         assert after_resume[step] == pytest.approx(uninterrupted[step], rel=1e-5)
 
 
+def test_ddp_on_two_cpu_processes(tiny: Path, exported: Path, tmp_path: Path) -> None:
+    """torchrun, gloo on CPUs: the same code path as several GPUs, batches split across ranks."""
+    out = tmp_path / "ddp"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "critique_synth",
+            "train",
+            "--data",
+            str(exported),
+            "--model",
+            str(tiny),
+            "--out",
+            str(out),
+            "--max-steps",
+            "2",
+            "--batch-size",
+            "2",
+            "--grad-accum",
+            "2",
+            "--lr",
+            "1e-3",
+        ],
+        capture_output=True,
+        text=True,
+        env=cli_env(),
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "x 2 process(es)" in result.stderr
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [1, 2]
+    assert all(0 <= r["padding_fraction"] < 1 for r in rows)
+    # one scheduler step per optimizer step: halfway down the cosine after step 1 of 2
+    assert rows[0]["lr"] == pytest.approx(5e-4)
+
+
 def test_eval_scores_answer_forms_against_gold(server: MockLLMServer, tmp_path: Path) -> None:
     problems = [
         ("q1", "How many pears, case one?", "42", "So the total is \\boxed{42}."),

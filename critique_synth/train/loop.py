@@ -118,7 +118,8 @@ def train(options: TrainOptions) -> TrainResult:
         if options.bf16 is not None
         else torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     )
-    accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no")
+    # cpu=True on a machine without CUDA lets torchrun/accelerate run DDP over gloo on CPUs.
+    accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not torch.cuda.is_available())
     set_seed(options.seed)
     model, tokenizer = _load_model(options)
     examples, report = build_examples(
@@ -140,7 +141,10 @@ def train(options: TrainOptions) -> TrainResult:
     scheduler = get_cosine_schedule_with_warmup(
         optimizer, int(options.warmup_ratio * total_steps), total_steps
     )
-    loss_fn, optimizer, scheduler = accelerator.prepare(loss_fn, optimizer, scheduler)
+    # The scheduler stays unwrapped: accelerate's wrapper steps it once per process per step,
+    # and our step count is already per process. Registered, it is still checkpointed.
+    loss_fn, optimizer = accelerator.prepare(loss_fn, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
     options.out.mkdir(parents=True, exist_ok=True)
     step = _resume(accelerator, options) if options.resume else 0
     batches = _micro_batches(examples, options, rank, world, step * options.grad_accum)
@@ -148,7 +152,7 @@ def train(options: TrainOptions) -> TrainResult:
         (options.out / "metrics.jsonl").open("a", encoding="utf-8") if accelerator.is_main_process else None
     )
     pad_id = tokenizer.pad_token_id
-    started, loss_value = time.perf_counter(), float("nan")
+    started, loss_value, first_step, session_tokens = time.perf_counter(), float("nan"), step, 0
     loss_fn.train()
     while step < total_steps:
         window = [collate(next(batches), pad_id) for _ in range(options.grad_accum)]
@@ -174,25 +178,30 @@ def train(options: TrainOptions) -> TrainResult:
         optimizer.zero_grad(set_to_none=True)
         step += 1
         loss_value = float(accelerator.reduce(loss_sum, "sum") / window_targets)
-        tokens = accelerator.reduce(
-            torch.tensor(sum(int(b["attention_mask"].sum()) for b in window), device=accelerator.device),
-            "sum",
+        counts = torch.tensor(
+            [
+                sum(int(b["attention_mask"].sum()) for b in window),
+                sum(b["attention_mask"].numel() for b in window),
+            ],
+            device=accelerator.device,
         )
-        padded = sum(b["attention_mask"].numel() for b in window) * world
+        tokens, padded = (int(n) for n in accelerator.reduce(counts, "sum"))
         elapsed = time.perf_counter() - started
+        session_tokens += tokens
         row = {
             "step": step,
             "loss": loss_value,
             "lr": scheduler.get_last_lr()[0],
-            "tokens": int(tokens),
+            "tokens": tokens,
             "target_tokens": int(window_targets),
-            "padding_fraction": 1 - int(tokens) / padded,
+            "padding_fraction": 1 - tokens / padded,
+            "tokens_per_s": session_tokens / elapsed,
             "elapsed_s": elapsed,
         }
         if metrics is not None:
             metrics.write(json.dumps(row) + "\n")
             metrics.flush()
-            _progress(row, step, total_steps, elapsed)
+            _progress(row, total_steps, elapsed / (step - first_step) * (total_steps - step))
         if options.save_every and step % options.save_every == 0 and step < total_steps:
             _checkpoint(accelerator, options, step)
     _save_final(accelerator, loss_fn, tokenizer, options.out)
@@ -230,16 +239,14 @@ def _announce(
     )
 
 
-def _progress(row: dict[str, Any], step: int, total: int, elapsed: float) -> None:
-    rate = row["tokens"] * step / elapsed if elapsed else 0.0
-    eta = elapsed / step * (total - step)
+def _progress(row: dict[str, Any], total: int, eta: float) -> None:
     log.info(
         "step %d/%d | loss %.4f | lr %.3g | %.0f tokens/s | padding %.1f%% | ETA %.0fs",
-        step,
+        row["step"],
         total,
         row["loss"],
         row["lr"],
-        rate,
+        row["tokens_per_s"],
         100 * row["padding_fraction"],
         eta,
     )
