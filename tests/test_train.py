@@ -161,6 +161,17 @@ def test_resume_gives_the_same_next_step_loss(tiny: Path, exported: Path, tmp_pa
         assert after_resume[step] == pytest.approx(uninterrupted[step], rel=1e-5)
 
 
+def test_lora_trains_and_saves_an_adapter(tiny: Path, exported: Path, tmp_path: Path) -> None:
+    from peft import AutoPeftModelForCausalLM
+
+    out = tmp_path / "lora"
+    result = run_cli("train", "--data", str(exported), "--model", str(tiny), "--out", str(out), "--lora",
+                     "--max-steps", "2", "--batch-size", "2", "--grad-accum", "1", "--lr", "1e-3")
+    assert result.returncode == 0, result.stderr
+    assert (out / "adapter_model.safetensors").exists() and not (out / "model.safetensors").exists()
+    assert AutoPeftModelForCausalLM.from_pretrained(out).peft_config["default"].r == 16
+
+
 def test_ddp_on_two_cpu_processes(tiny: Path, exported: Path, tmp_path: Path) -> None:
     """torchrun, gloo on CPUs: the same code path as several GPUs, batches split across ranks."""
     out = tmp_path / "ddp"
