@@ -78,6 +78,9 @@ class ProblemsConfig(_Strict):
     config_name: str | None = None
     split: str = "train"
     fields: FieldMap = Field(default_factory=FieldMap)
+    max_chars: int = Field(
+        default=100_000, ge=1, description="longer questions or given responses are rejected, not sent"
+    )
 
 
 class StudentsConfig(_Strict):

@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import os
 import random
 import re
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +35,9 @@ log = logging.getLogger(__name__)
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 _KEYLIKE_RE = re.compile(r"\b(sk|hf|key)[-_][A-Za-z0-9_*.-]{6,}")
 _LOOPBACK = ("localhost", "127.", "[::1]", "::1", "0.0.0.0")
+_RATE_WINDOW = 5.0
+_GROWTH = 1.10
+_CUT_EVERY = 2.0
 
 
 @dataclass(frozen=True)
@@ -67,33 +72,67 @@ class ClientStats:
 
 
 class Pacer:
-    """Spaces requests and tokens evenly so no minute ever exceeds the configured limits.
+    """Spaces requests and tokens so no minute exceeds the limits, configured or discovered.
 
     A generic cell-rate algorithm: each acquire books the next free slot on each clock; with no
-    burst allowance the count in any 60-second window stays at or under the limit.
+    burst allowance the count in any 60-second window stays at or under the configured limit.
+    A server's own limit is found from its 429s: the pace drops to 95% of the rate that was
+    getting through, then grows 10% a second, and is cut again at most every 2 seconds. Under
+    a real limit that is a small sawtooth just below it; under occasional 429s (faults, not a
+    limit) the growth wins and the pace stops mattering.
     """
 
     def __init__(self, rpm: int | None, tpm: int | None) -> None:
         self.rpm, self.tpm = rpm, tpm
+        self.adaptive: float | None = None
         self._next_request = 0.0
         self._next_token = 0.0
+        self._successes: deque[float] = deque()
+        self._changed = 0.0
 
     async def acquire(self, tokens: int) -> None:
         now = time.monotonic()
         start = now
-        if self.rpm:
+        interval = max(60.0 / self.rpm if self.rpm else 0.0, 1.0 / self._adaptive_rate(now))
+        if interval:
             start = max(start, self._next_request)
-            self._next_request = start + 60.0 / self.rpm
+            self._next_request = start + interval
         if self.tpm:
             start = max(start, self._next_token)
             self._next_token = start + tokens * 60.0 / self.tpm
         if start > now:
             await asyncio.sleep(start - now)
 
+    def _adaptive_rate(self, now: float) -> float:
+        if self.adaptive is None:
+            return math.inf
+        self.adaptive *= _GROWTH ** (now - self._changed)
+        self._changed = now
+        return self.adaptive
+
     def refund(self, tokens: int) -> None:
         """Give back booked tokens that the response did not use (estimates are pessimistic)."""
         if self.tpm and tokens > 0:
             self._next_token = max(time.monotonic(), self._next_token - tokens * 60.0 / self.tpm)
+
+    def succeeded(self) -> None:
+        now = time.monotonic()
+        self._successes.append(now)
+        while now - self._successes[0] > _RATE_WINDOW:
+            self._successes.popleft()
+
+    def rate_limited(self) -> None:
+        """A 429: pace at 95% of what got through lately, at most one cut every 2 seconds."""
+        now = time.monotonic()
+        if self.adaptive is not None and now - self._changed < _CUT_EVERY:
+            return
+        recent = [t for t in self._successes if now - t <= _RATE_WINDOW]
+        span = now - recent[0] if len(recent) > 1 else 0.0
+        through = len(recent) / span if span > 0 else 0.0
+        current = self._adaptive_rate(now)
+        self.adaptive = 0.95 * through if through else min(current, 10.0) / 2
+        self._changed = now
+        log.info("server rate limit: pacing at %.1f requests/s", self.adaptive)
 
 
 def resolve_api_key(endpoint: EndpointConfig, role: str) -> str | None:
@@ -236,8 +275,11 @@ class LLMClient:
             try:
                 async with self._session.post(url, data=payload) as resp:
                     raw = await resp.read()
+                    if resp.status == 429:
+                        self._pacer.rate_limited()
                     if resp.status != 200:
                         raise self._http_error(resp.status, raw, resp.headers.get("Retry-After"))
+                    self._pacer.succeeded()
             except asyncio.TimeoutError:
                 raise LLMError("timeout", f"no answer within {self.endpoint.timeout:g}s") from None
             except aiohttp.ClientError as exc:

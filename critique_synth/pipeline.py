@@ -18,7 +18,7 @@ from typing import Any
 
 from .config import RunConfig
 from .errors import UserError
-from .fingerprint import unit_key
+from .fingerprint import fingerprint, problem_fingerprint, unit_key
 from .llm import LLMClient, LLMError, resolve_api_key
 from .records import CritiqueRecord, Problem, Rejection, Response, gold_agreement
 from .sources import describe_source, iter_problems, select
@@ -174,6 +174,7 @@ class _Runner:
         self.work: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.workers * 2)
         self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=1024)
         self.source_error: UserError | None = None
+        self._ids: set[int] = set()
 
     async def results(self) -> AsyncIterator[CritiqueRecord | Rejection]:
         tasks = [asyncio.create_task(self._produce())]
@@ -220,13 +221,37 @@ class _Runner:
         """Feed the workers; bad input stops the reading, but what was read is still finished."""
         try:
             for i, problem in enumerate(plan_problems(self.config, self.student)):
-                await self.work.put(problem)
+                rejection = self._screen(problem)
+                if rejection is None:
+                    await self.work.put(problem)
+                elif not self.store.is_done(rejection.key):
+                    await self.out.put(rejection)
                 if i % 256 == 0:
                     await asyncio.sleep(0)
         except UserError as exc:
             self.source_error = exc
         for _ in range(self.workers):
             await self.work.put(_DONE)
+
+    def _screen(self, problem: Problem) -> Rejection | None:
+        """Rows that are well-formed but must not be sent: kept as rejects, never dropped silently."""
+        id_hash = int(fingerprint("id", problem.id)[:16], 16)
+        if id_hash in self._ids:
+            reason, detail = "duplicate_id", f"id {problem.id!r} appeared earlier in the source; row skipped"
+        else:
+            self._ids.add(id_hash)
+            limit = self.config.problems.max_chars
+            longest = max(len(problem.question), len(problem.response or ""))
+            if longest <= limit:
+                return None
+            reason, detail = "input_too_long", f"{longest:,} characters > problems.max_chars {limit:,}"
+        return Rejection(
+            key=fingerprint("input", problem_fingerprint(problem)),
+            problem_id=problem.id,
+            stage="input",
+            reason=reason,
+            detail=detail,
+        )
 
     async def _work(self) -> None:
         while (problem := await self.work.get()) is not _DONE:

@@ -36,8 +36,11 @@ def iter_problems(config: ProblemsConfig, require: Iterable[str] = ()) -> Iterat
     else:
         rows, where = _open_rows(config)
     fields = config.fields if path is not None else FieldMap(id="id")
+    index = -1
     for index, (position, row) in enumerate(rows):
         yield _to_problem(row, index, fields, f"{where}:{position}", tuple(require))
+    if index < 0:
+        raise UserError(f"{where}: no problems in it (empty source); check the path and split")
 
 
 def select(problems: Iterable[Problem], shard: str | None, limit: int | None) -> Iterator[Problem]:

@@ -73,7 +73,7 @@ class MockLLMServer:
         self.host, self.port = host, port
         self.log: list[dict[str, Any]] = []
         self._rng = random.Random(self.config.seed)
-        self._recent: deque[float] = deque()
+        self._bucket, self._refilled = 1.0, time.monotonic()
         self._counter = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -144,14 +144,17 @@ class MockLLMServer:
         return None
 
     def _over_hidden_limit(self) -> bool:
+        """A token bucket refilled at hidden_rpm/60 a second holding one second's worth, as real
+        rate limiters work; requests refused with 429 take no token."""
         if not self.config.hidden_rpm:
             return False
+        rate = self.config.hidden_rpm / 60.0
         now = time.monotonic()
-        while self._recent and now - self._recent[0] > 60:
-            self._recent.popleft()
-        if len(self._recent) >= self.config.hidden_rpm:
+        self._bucket = min(max(rate, 1.0), self._bucket + (now - self._refilled) * rate)
+        self._refilled = now
+        if self._bucket < 1.0:
             return True
-        self._recent.append(now)
+        self._bucket -= 1.0
         return False
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:

@@ -165,8 +165,24 @@ def test_lora_trains_and_saves_an_adapter(tiny: Path, exported: Path, tmp_path: 
     from peft import AutoPeftModelForCausalLM
 
     out = tmp_path / "lora"
-    result = run_cli("train", "--data", str(exported), "--model", str(tiny), "--out", str(out), "--lora",
-                     "--max-steps", "2", "--batch-size", "2", "--grad-accum", "1", "--lr", "1e-3")
+    result = run_cli(
+        "train",
+        "--data",
+        str(exported),
+        "--model",
+        str(tiny),
+        "--out",
+        str(out),
+        "--lora",
+        "--max-steps",
+        "2",
+        "--batch-size",
+        "2",
+        "--grad-accum",
+        "1",
+        "--lr",
+        "1e-3",
+    )
     assert result.returncode == 0, result.stderr
     assert (out / "adapter_model.safetensors").exists() and not (out / "model.safetensors").exists()
     assert AutoPeftModelForCausalLM.from_pretrained(out).peft_config["default"].r == 16
