@@ -1,57 +1,23 @@
 """Synthesis benchmarks: offline records/s, client overhead next to a bare aiohttp loop, peak RSS.
 
-Each measurement runs in its own child process, so CPU time and peak RSS are that process's
-alone (from rusage), and the test server runs in yet another process. Prints markdown tables.
+Each measurement runs in its own child process, so CPU time (`process_time` around the run)
+and peak RSS (the child's rusage) are that process's alone; the test server runs in another
+process. Prints markdown tables.
 
-    python benchmarks/bench_synthesis.py                 # all parts
-    python benchmarks/bench_synthesis.py --part client --requests 2000 --latency 0.2
+    python benchmarks/bench_synthesis.py --part offline|client|grid|memory|all
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
-import socket
-import subprocess
 import sys
 import tempfile
-import time
-from datetime import date
 from pathlib import Path
 
-import aiohttp
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import critique_synth
-from critique_synth.sources import SAMPLE_PATH
-
-HERE = Path(__file__).resolve().parent
-
-
-def make_problems(path: Path, n: int) -> Path:
-    """`n` problems cycled from the bundled sample, each with a given response (its reference)."""
-    rows = [json.loads(line) for line in SAMPLE_PATH.read_text(encoding="utf-8").splitlines()]
-    with path.open("w", encoding="utf-8") as f:
-        for i in range(n):
-            row = dict(rows[i % len(rows)], id=f"bench-{i}")
-            row["response"] = row["solution"]
-            f.write(json.dumps(row) + "\n")
-    return path
-
-
-def run_child(code: str, *args: str) -> tuple[dict, int]:
-    """Run python code in a fresh child; returns the JSON it printed and its own peak RSS (KiB)."""
-    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-        child = subprocess.Popen([sys.executable, "-c", code, *args], stdout=stdout, stderr=stderr)
-        _, status, usage = os.wait4(child.pid, 0)
-        child.returncode = os.waitstatus_to_exitcode(status)
-        stdout.seek(0)
-        stderr.seek(0)
-        if child.returncode != 0:
-            raise RuntimeError(stderr.read()[-2000:])
-        return json.loads(stdout.read().strip().splitlines()[-1]), usage.ru_maxrss
-
+from common import Server, header, make_problems, run_child, teacher_config  # noqa: E402
 
 GENERATE = """
 import json, sys, time
@@ -60,8 +26,8 @@ config = json.loads(sys.argv[1])
 t0, c0 = time.perf_counter(), time.process_time()
 result = critique_synth.generate(config, out=sys.argv[2])
 print(json.dumps({"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
-                  "critiques": result.stats.critiques,
-                  "rejected": result.stats.rejected, "requests": result.stats.requests}))
+                  "critiques": result.stats.critiques, "rejected": result.stats.rejected,
+                  "requests": result.stats.requests}))
 """
 
 BARE = """
@@ -82,53 +48,24 @@ print(json.dumps(asyncio.run(main())))
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def teacher_body(problems: Path) -> str:
+    """The request body `generate` sends for the first problem, for the bare loop to repeat."""
+    from critique_synth.config import TeacherConfig
+    from critique_synth.records import Problem
+    from critique_synth.teachers import LLMTeacher
 
-
-def start_server(latency: float) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "critique_synth.testserver", "--port", str(port), "--latency", str(latency)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}/v1"
-    for _ in range(100):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                return server, url
-        except OSError:
-            time.sleep(0.1)
-    raise RuntimeError("test server did not start")
-
-
-def teacher_config(url: str, problems: Path, concurrency: int) -> dict:
-    return {
-        "problems": {"path": str(problems)},
-        "students": {"kind": "dataset"},
-        "teacher": {
-            "kind": "llm",
+    first = Problem.model_validate_json(problems.read_text().splitlines()[0])
+    teacher = LLMTeacher(TeacherConfig(kind="llm", model="bench-teacher"), client=None)  # type: ignore[arg-type]
+    return json.dumps(
+        {
             "model": "bench-teacher",
-            "endpoint": {"base_urls": [url], "concurrency": concurrency, "timeout": 60},
-        },
-        "export": False,
-    }
-
-
-def part_offline(n: int, tmp: Path) -> list[str]:
-    problems = make_problems(tmp / f"offline-{n}.jsonl", n)
-    config = {"problems": {"path": str(problems)}, "export": False}
-    result, rss = run_child(GENERATE, json.dumps(config), str(tmp / f"offline-out-{n}"))
-    return [
-        "| problems | records | wall s | records/s | CPU ms/record | peak RSS MiB |",
-        "|---|---|---|---|---|---|",
-        f"| {n:,} | {result['critiques']:,} | {result['wall']:.2f} "
-        f"| {result['critiques'] / result['wall']:,.0f} "
-        f"| {result['cpu'] / result['critiques'] * 1000:.2f} | {rss / 1024:.0f} |",
-    ]
+            "messages": teacher.messages(first, first.response or ""),
+            "temperature": 0.3,
+            "top_p": 0.95,
+            "max_tokens": 3200,
+            "response_format": teacher._format,
+        }
+    )
 
 
 def _median(runs: list[dict]) -> dict:
@@ -136,99 +73,108 @@ def _median(runs: list[dict]) -> dict:
     return sorted(runs, key=lambda r: r["wall"])[len(runs) // 2]
 
 
-def part_client(requests: int, concurrency: int, latency: float, tmp: Path, rounds: int = 3) -> list[str]:
-    """Bare loop and `generate` alternate on the same warm server; medians of `rounds` each."""
-    server, url = start_server(latency)
-    try:
-        problems = make_problems(tmp / f"client-{requests}.jsonl", requests)
-        config = teacher_config(url, problems, concurrency)
-        from critique_synth.config import TeacherConfig
-        from critique_synth.records import Problem
-        from critique_synth.teachers import LLMTeacher
-
-        first = Problem.model_validate_json(problems.read_text().splitlines()[0])
-        teacher = LLMTeacher(TeacherConfig(kind="llm", model="bench-teacher"), client=None)  # type: ignore[arg-type]
-        body = json.dumps(
-            {
-                "model": "bench-teacher",
-                "messages": teacher.messages(first, first.solution or ""),
-                "temperature": 0.3,
-                "top_p": 0.95,
-                "max_tokens": 3200,
-                "response_format": teacher._format,
-            }
-        )
-        bare_runs, our_runs = [], []
-        for round_ in range(rounds):
-            bare_runs.append(
-                run_child(BARE, f"{url}/chat/completions", str(requests), str(concurrency), body)[0]
-            )
-            our_runs.append(run_child(GENERATE, json.dumps(config), str(tmp / f"client-out-{round_}"))[0])
-    finally:
-        server.terminate()
-        server.wait()
+def compare(requests: int, concurrency: int, latency: float, tmp: Path, rounds: int) -> tuple[dict, dict]:
+    """Bare loop and `generate` alternate on one warm server; medians of `rounds` each."""
+    problems = make_problems(tmp / f"client-{requests}.jsonl", requests)
+    body = teacher_body(problems)
+    bare_runs, our_runs = [], []
+    with Server("--latency", str(latency)) as server:
+        config = teacher_config(server.url, problems, concurrency)
+        for r in range(rounds):
+            bare_runs.append(run_child(BARE, f"{server.url}/chat/completions", str(requests), str(concurrency), body)[0])
+            our_runs.append(run_child(GENERATE, json.dumps(config), str(tmp / f"out-{concurrency}-{latency}-{r}"))[0])
     assert all(r["requests"] == requests for r in our_runs), our_runs
-    bare, ours = _median(bare_runs), _median(our_runs)
-    bare_rate = requests / bare["wall"]
-    ours_rate = requests / ours["wall"]
+    return _median(bare_runs), _median(our_runs)
+
+
+def row(requests: int, concurrency: int, latency: float, bare: dict, ours: dict) -> str:
+    bare_rate, ours_rate = requests / bare["wall"], requests / ours["wall"]
+    return (
+        f"| {latency * 1000:.0f} | {concurrency} | {requests:,} | {bare_rate:,.0f} | {ours_rate:,.0f} "
+        f"| {ours_rate / bare_rate:.2f} | {bare['cpu'] / requests * 1000:.2f} | {ours['cpu'] / requests * 1000:.2f} |"
+    )
+
+
+TABLE = [
+    "| latency ms | concurrency | requests | bare req/s | generate req/s | ratio | bare CPU ms/req "
+    "| generate CPU ms/req |",
+    "|---|---|---|---|---|---|---|---|",
+]
+
+
+def part_client(tmp: Path, requests: int, concurrency: int, latency: float, rounds: int) -> list[str]:
+    bare, ours = compare(requests, concurrency, latency, tmp, rounds)
+    return [f"median of {rounds} alternating rounds; ideal {concurrency / latency:,.0f} req/s", "", *TABLE,
+            row(requests, concurrency, latency, bare, ours)]
+
+
+def part_grid(tmp: Path, rounds: int) -> list[str]:
+    lines = [f"median of {rounds} alternating round(s) per cell", "", *TABLE]
+    for latency in (0.0, 0.02, 0.2):
+        for concurrency in (16, 128, 512):
+            requests = 2000 if latency < 0.1 else max(320, min(2000, concurrency * 8))
+            bare, ours = compare(requests, concurrency, latency, tmp, rounds)
+            lines.append(row(requests, concurrency, latency, bare, ours))
+            print(lines[-1], file=sys.stderr, flush=True)
+    return lines
+
+
+def part_offline(tmp: Path, n: int = 1000) -> list[str]:
+    problems = make_problems(tmp / f"offline-{n}.jsonl", n)
+    config = {"problems": {"path": str(problems)}, "export": False}
+    result, rss = run_child(GENERATE, json.dumps(config), str(tmp / f"offline-out-{n}"))
     return [
-        f"latency {latency * 1000:.0f} ms, concurrency {concurrency}, {requests:,} requests, "
-        f"median of {rounds} alternating rounds; ideal {concurrency / latency:,.0f} req/s",
-        "",
-        "| client | req/s | ratio to bare | CPU ms/request |",
-        "|---|---|---|---|",
-        f"| bare aiohttp + semaphore | {bare_rate:,.0f} | 1.00 | {bare['cpu'] / requests * 1000:.2f} |",
-        f"| critique-synth generate (validation + store) | {ours_rate:,.0f} | {ours_rate / bare_rate:.2f}"
-        f" | {ours['cpu'] / requests * 1000:.2f} |",
+        "| problems | records | wall s | records/s | CPU ms/record | peak RSS MiB |",
+        "|---|---|---|---|---|---|",
+        f"| {n:,} | {result['critiques']:,} | {result['wall']:.2f} | {result['critiques'] / result['wall']:,.0f} "
+        f"| {result['cpu'] / result['critiques'] * 1000:.2f} | {rss / 1024:.0f} |",
     ]
 
 
-def part_memory(sizes: list[int], tmp: Path) -> list[str]:
-    rows = ["| problems | records | wall s | peak RSS MiB |", "|---|---|---|---|"]
-    for n in sizes:
-        problems = make_problems(tmp / f"mem-{n}.jsonl", n)
-        config = {"problems": {"path": str(problems)}, "export": False}
-        result, rss = run_child(GENERATE, json.dumps(config), str(tmp / f"mem-out-{n}"))
-        rows.append(f"| {n:,} | {result['critiques']:,} | {result['wall']:.1f} | {rss / 1024:.0f} |")
-    return rows
-
-
-def header() -> list[str]:
-    return [
-        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
-        f"aiohttp {aiohttp.__version__}, critique-synth {critique_synth.__version__}, {date.today()}",
-        "",
-    ]
+def part_memory(tmp: Path, sizes: list[int]) -> list[str]:
+    lines = ["| mode | problems | records | wall s | peak RSS MiB | vs smallest |", "|---|---|---|---|---|---|"]
+    for mode in ("offline default", "LLM teacher, test server"):
+        base = None
+        for n in sizes:
+            problems = make_problems(tmp / f"mem-{n}.jsonl", n)
+            if mode == "offline default":
+                result, rss = run_child(GENERATE, json.dumps({"problems": {"path": str(problems)}, "export": False}),
+                                        str(tmp / f"mem-off-{n}"))
+            else:
+                with Server() as server:
+                    config = teacher_config(server.url, problems, 64)
+                    result, rss = run_child(GENERATE, json.dumps(config), str(tmp / f"mem-srv-{n}"))
+            base = base or rss
+            lines.append(f"| {mode} | {n:,} | {result['critiques']:,} | {result['wall']:.1f} | {rss / 1024:.0f} "
+                         f"| {rss / base:.2f}x |")
+            print(lines[-1], file=sys.stderr, flush=True)
+    return lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["offline", "client", "memory", "all"], default="all")
+    parser.add_argument("--part", choices=["offline", "client", "grid", "memory", "all"], default="all")
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--latency", type=float, default=0.2)
-    parser.add_argument("--memory-sizes", default="1000,100000")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--grid-rounds", type=int, default=1)
+    parser.add_argument("--memory-sizes", default="1000,10000,100000")
     args = parser.parse_args()
-    lines = header()
+    lines = [header()]
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if args.part in ("offline", "all"):
-            lines += [
-                "### Offline default (inject students, built-in critic)",
-                "",
-                *part_offline(1000, tmp),
-                "",
-            ]
+            lines += ["### Offline default (inject students, built-in critic)", "", *part_offline(tmp), ""]
         if args.part in ("client", "all"):
-            lines += [
-                "### LLM teacher against the test server",
-                "",
-                *part_client(args.requests, args.concurrency, args.latency, tmp),
-                "",
-            ]
+            lines += [f"### LLM teacher against the test server ({args.latency * 1000:.0f} ms, "
+                      f"concurrency {args.concurrency})", "",
+                      *part_client(tmp, args.requests, args.concurrency, args.latency, args.rounds), ""]
+        if args.part in ("grid", "all"):
+            lines += ["### Latency x concurrency", "", *part_grid(tmp, args.grid_rounds), ""]
         if args.part in ("memory", "all"):
             sizes = [int(s) for s in args.memory_sizes.split(",")]
-            lines += ["### Peak RSS, offline default", "", *part_memory(sizes, tmp), ""]
+            lines += ["### Peak RSS", "", *part_memory(tmp, sizes), ""]
     print("\n".join(lines))
 
 

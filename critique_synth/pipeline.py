@@ -8,6 +8,7 @@ records, it appends them, flushes whenever it has caught up, and yields them to 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -160,6 +161,10 @@ def _prompts(parts: Parts) -> dict[str, dict[str, str]]:
     return used
 
 
+def hash_id(problem_id: str) -> int:
+    return int.from_bytes(hashlib.blake2b(problem_id.encode(), digest_size=8).digest(), "big")
+
+
 class _Runner:
     """The worker pool and the writer loop of one run."""
 
@@ -235,22 +240,20 @@ class _Runner:
 
     def _screen(self, problem: Problem) -> Rejection | None:
         """Rows that are well-formed but must not be sent: kept as rejects, never dropped silently."""
-        id_hash = int(fingerprint("id", problem.id)[:16], 16)
+        id_hash = hash_id(problem.id)
+        limit = self.config.problems.max_chars
+        longest = max(len(problem.question), len(problem.response or ""))
         if id_hash in self._ids:
             reason, detail = "duplicate_id", f"id {problem.id!r} appeared earlier in the source; row skipped"
+        elif longest > limit:
+            self._ids.add(id_hash)
+            reason, detail = "input_too_long", f"{longest:,} characters > problems.max_chars {limit:,}"
         else:
             self._ids.add(id_hash)
-            limit = self.config.problems.max_chars
-            longest = max(len(problem.question), len(problem.response or ""))
-            if longest <= limit:
-                return None
-            reason, detail = "input_too_long", f"{longest:,} characters > problems.max_chars {limit:,}"
+            return None
         return Rejection(
             key=fingerprint("input", problem_fingerprint(problem)),
-            problem_id=problem.id,
-            stage="input",
-            reason=reason,
-            detail=detail,
+            problem_id=problem.id, stage="input", reason=reason, detail=detail,
         )
 
     async def _work(self) -> None:

@@ -192,6 +192,7 @@ class MockLLMServer:
         choices = [self._choice(body, kind, fault, i) for i in range(int(body.get("n") or 1))]
         prompt_chars = sum(len(m.get("content") or "") for m in body.get("messages", []))
         completion_chars = sum(len(c["message"]["content"]) for c in choices)
+        entry["tokens"] = (prompt_chars + completion_chars) // 4
         return web.json_response(
             {
                 "id": f"mock-{self._counter}",
