@@ -17,18 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Server, header, make_problems, run_child, teacher_config  # noqa: E402
-
-GENERATE = """
-import json, sys, time
-import critique_synth
-config = json.loads(sys.argv[1])
-t0, c0 = time.perf_counter(), time.process_time()
-result = critique_synth.generate(config, out=sys.argv[2])
-print(json.dumps({"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
-                  "critiques": result.stats.critiques, "rejected": result.stats.rejected,
-                  "requests": result.stats.requests}))
-"""
+from common import GENERATE, Server, header, make_problems, run_child, teacher_config  # noqa: E402
 
 BARE = """
 import asyncio, json, sys, time
@@ -81,8 +70,12 @@ def compare(requests: int, concurrency: int, latency: float, tmp: Path, rounds: 
     with Server("--latency", str(latency)) as server:
         config = teacher_config(server.url, problems, concurrency)
         for r in range(rounds):
-            bare_runs.append(run_child(BARE, f"{server.url}/chat/completions", str(requests), str(concurrency), body)[0])
-            our_runs.append(run_child(GENERATE, json.dumps(config), str(tmp / f"out-{concurrency}-{latency}-{r}"))[0])
+            bare_runs.append(
+                run_child(BARE, f"{server.url}/chat/completions", str(requests), str(concurrency), body)[0]
+            )
+            our_runs.append(
+                run_child(GENERATE, json.dumps(config), str(tmp / f"out-{concurrency}-{latency}-{r}"))[0]
+            )
     assert all(r["requests"] == requests for r in our_runs), our_runs
     return _median(bare_runs), _median(our_runs)
 
@@ -104,8 +97,12 @@ TABLE = [
 
 def part_client(tmp: Path, requests: int, concurrency: int, latency: float, rounds: int) -> list[str]:
     bare, ours = compare(requests, concurrency, latency, tmp, rounds)
-    return [f"median of {rounds} alternating rounds; ideal {concurrency / latency:,.0f} req/s", "", *TABLE,
-            row(requests, concurrency, latency, bare, ours)]
+    return [
+        f"median of {rounds} alternating rounds; ideal {concurrency / latency:,.0f} req/s",
+        "",
+        *TABLE,
+        row(requests, concurrency, latency, bare, ours),
+    ]
 
 
 def part_grid(tmp: Path, rounds: int) -> list[str]:
@@ -132,21 +129,29 @@ def part_offline(tmp: Path, n: int = 1000) -> list[str]:
 
 
 def part_memory(tmp: Path, sizes: list[int]) -> list[str]:
-    lines = ["| mode | problems | records | wall s | peak RSS MiB | vs smallest |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| mode | problems | records | wall s | peak RSS MiB | vs smallest |",
+        "|---|---|---|---|---|---|",
+    ]
     for mode in ("offline default", "LLM teacher, test server"):
         base = None
         for n in sizes:
             problems = make_problems(tmp / f"mem-{n}.jsonl", n)
             if mode == "offline default":
-                result, rss = run_child(GENERATE, json.dumps({"problems": {"path": str(problems)}, "export": False}),
-                                        str(tmp / f"mem-off-{n}"))
+                result, rss = run_child(
+                    GENERATE,
+                    json.dumps({"problems": {"path": str(problems)}, "export": False}),
+                    str(tmp / f"mem-off-{n}"),
+                )
             else:
                 with Server() as server:
                     config = teacher_config(server.url, problems, 64)
                     result, rss = run_child(GENERATE, json.dumps(config), str(tmp / f"mem-srv-{n}"))
             base = base or rss
-            lines.append(f"| {mode} | {n:,} | {result['critiques']:,} | {result['wall']:.1f} | {rss / 1024:.0f} "
-                         f"| {rss / base:.2f}x |")
+            lines.append(
+                f"| {mode} | {n:,} | {result['critiques']:,} | {result['wall']:.1f} | {rss / 1024:.0f} "
+                f"| {rss / base:.2f}x |"
+            )
             print(lines[-1], file=sys.stderr, flush=True)
     return lines
 
@@ -167,9 +172,13 @@ def main() -> None:
         if args.part in ("offline", "all"):
             lines += ["### Offline default (inject students, built-in critic)", "", *part_offline(tmp), ""]
         if args.part in ("client", "all"):
-            lines += [f"### LLM teacher against the test server ({args.latency * 1000:.0f} ms, "
-                      f"concurrency {args.concurrency})", "",
-                      *part_client(tmp, args.requests, args.concurrency, args.latency, args.rounds), ""]
+            lines += [
+                f"### LLM teacher against the test server ({args.latency * 1000:.0f} ms, "
+                f"concurrency {args.concurrency})",
+                "",
+                *part_client(tmp, args.requests, args.concurrency, args.latency, args.rounds),
+                "",
+            ]
         if args.part in ("grid", "all"):
             lines += ["### Latency x concurrency", "", *part_grid(tmp, args.grid_rounds), ""]
         if args.part in ("memory", "all"):

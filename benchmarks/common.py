@@ -20,12 +20,25 @@ import critique_synth
 from critique_synth.sources import SAMPLE_PATH
 
 
+GENERATE = """
+import json, sys, time
+import critique_synth
+config = json.loads(sys.argv[1])
+t0, c0 = time.perf_counter(), time.process_time()
+result = critique_synth.generate(config, out=sys.argv[2])
+print(json.dumps({"wall": time.perf_counter() - t0, "cpu": time.process_time() - c0,
+                  "critiques": result.stats.critiques, "rejected": result.stats.rejected,
+                  "requests": result.stats.requests}))
+"""
+
+
 def make_problems(path: Path, n: int) -> Path:
     """`n` problems cycled from the bundled sample, each with a given response (its reference)."""
     rows = [json.loads(line) for line in SAMPLE_PATH.read_text(encoding="utf-8").splitlines()]
     with path.open("w", encoding="utf-8") as f:
         for i in range(n):
             row = dict(rows[i % len(rows)], id=f"bench-{i}")
+            row["question"] = f"{row['question']} (problem {i})"  # every request body distinct
             row["response"] = row["solution"]
             f.write(json.dumps(row) + "\n")
     return path

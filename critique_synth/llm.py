@@ -35,6 +35,7 @@ _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 _KEYLIKE_RE = re.compile(r"\b(sk|hf|key)[-_][A-Za-z0-9_*.-]{6,}")
 _LOOPBACK = ("localhost", "127.", "[::1]", "::1", "0.0.0.0")
 _RATE_WINDOW = 5.0
+_SLACK = 1.01  # aim 1% under configured limits: network jitter must not push a minute over
 _GROWTH = 1.10
 _CUT_EVERY = 2.0
 
@@ -87,50 +88,56 @@ class Pacer:
         self._next_request = 0.0
         self._next_token = 0.0
         self._successes: deque[float] = deque()
-        self._changed = 0.0
+        self._grown = 0.0
+        self._cut = -math.inf
 
     async def acquire(self, tokens: int) -> None:
         now = time.monotonic()
-        start = now
-        interval = max(60.0 / self.rpm if self.rpm else 0.0, 1.0 / self._adaptive_rate(now))
-        if interval:
-            start = max(start, self._next_request)
-            self._next_request = start + interval
-        if self.tpm:
-            start = max(start, self._next_token)
-            self._next_token = start + tokens * 60.0 / self.tpm
+        start = self.book(tokens, now)
         if start > now:
             await asyncio.sleep(start - now)
+
+    def book(self, tokens: int, now: float) -> float:
+        """The first moment both clocks allow; both advance from that same moment (booking one
+        clock before the other's wait lets delayed requests bunch up later)."""
+        interval = max(60.0 * _SLACK / self.rpm if self.rpm else 0.0, 1.0 / self._adaptive_rate(now))
+        start = max(now, self._next_request if interval else now, self._next_token if self.tpm else now)
+        if interval:
+            self._next_request = start + interval
+        if self.tpm:
+            self._next_token = start + tokens * 60.0 * _SLACK / self.tpm
+        return start
 
     def _adaptive_rate(self, now: float) -> float:
         if self.adaptive is None:
             return math.inf
-        self.adaptive *= _GROWTH ** (now - self._changed)
-        self._changed = now
+        self.adaptive *= _GROWTH ** (now - self._grown)
+        self._grown = now
         return self.adaptive
 
-    def refund(self, tokens: int) -> None:
+    def refund(self, tokens: int, now: float | None = None) -> None:
         """Give back booked tokens that the response did not use (estimates are pessimistic)."""
         if self.tpm and tokens > 0:
-            self._next_token = max(time.monotonic(), self._next_token - tokens * 60.0 / self.tpm)
+            now = time.monotonic() if now is None else now
+            self._next_token = max(now, self._next_token - tokens * 60.0 / self.tpm)
 
-    def succeeded(self) -> None:
-        now = time.monotonic()
+    def succeeded(self, now: float | None = None) -> None:
+        now = time.monotonic() if now is None else now
         self._successes.append(now)
         while now - self._successes[0] > _RATE_WINDOW:
             self._successes.popleft()
 
-    def rate_limited(self) -> None:
+    def rate_limited(self, now: float | None = None) -> None:
         """A 429: pace at 95% of what got through lately, at most one cut every 2 seconds."""
-        now = time.monotonic()
-        if self.adaptive is not None and now - self._changed < _CUT_EVERY:
+        now = time.monotonic() if now is None else now
+        if now - self._cut < _CUT_EVERY:
             return
         recent = [t for t in self._successes if now - t <= _RATE_WINDOW]
         span = now - recent[0] if len(recent) > 1 else 0.0
         through = len(recent) / span if span > 0 else 0.0
         current = self._adaptive_rate(now)
         self.adaptive = 0.95 * through if through else min(current, 10.0) / 2
-        self._changed = now
+        self._cut = self._grown = now
         log.info("server rate limit: pacing at %.1f requests/s", self.adaptive)
 
 

@@ -253,7 +253,10 @@ class _Runner:
             return None
         return Rejection(
             key=fingerprint("input", problem_fingerprint(problem)),
-            problem_id=problem.id, stage="input", reason=reason, detail=detail,
+            problem_id=problem.id,
+            stage="input",
+            reason=reason,
+            detail=detail,
         )
 
     async def _work(self) -> None:
