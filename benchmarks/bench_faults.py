@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import GENERATE, Server, header, make_problems, run_child, teacher_config  # noqa: E402
+from common import GENERATE, Server, header, make_problems, run_child, teacher_config
 
 
 def _lines(path: Path) -> list[dict]:
@@ -81,7 +81,8 @@ def part_resume(tmp: Path, requests: int, kills: int, seed: int) -> list[str]:
     fingerprints = Counter(e["fingerprint"] for e in log)
     resent = sum(n - 1 for n in fingerprints.values())
     return [
-        f"{requests:,} requests, 200 ms latency, concurrency 64, SIGKILL at {kills} random moments (1.5-4 s into "
+        f"{requests:,} requests, 200 ms latency, concurrency 64, SIGKILL at {kills} random moments "
+        "(1.5-4 s into "
         "each run, start-up included), then one run to the end",
         "",
         "| units | records | lost | duplicated | requests sent | sent again | in flight at the kills (sum) |",
@@ -166,10 +167,12 @@ def part_hidden(tmp: Path, seconds: int) -> list[str]:
     ok_last = sum(1 for e in last if e["fault"] != "429")
     refused = sum(1 for e in log if e["fault"] == "429")
     return [
-        f"server limit {hidden} req/min (token bucket, 1 s burst), Retry-After 1 s; client: no configured limit, "
+        f"server limit {hidden} req/min (token bucket, 1 s burst), Retry-After 1 s; "
+        "client: no configured limit, "
         f"concurrency 32, {requests:,} units",
         "",
-        "| completed | requests sent | refused (429) | last 60 s: accepted/min | last 60 s: refused | wall s |",
+        "| completed | requests sent | refused (429) | last 60 s: accepted/min | last 60 s: refused "
+        "| wall s |",
         "|---|---|---|---|---|---|",
         f"| {result['critiques']:,} | {len(log):,} | {refused:,} ({refused / len(log):.1%}) | {ok_last} "
         f"({ok_last / hidden:.0%} of the limit) | {len(last) - ok_last} | {result['wall']:.0f} |",

@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import GENERATE, Server, header, make_problems, run_child, teacher_config  # noqa: E402
+from common import GENERATE, Server, header, make_problems, run_child, teacher_config
 
 BARE = """
 import asyncio, json, sys, time
@@ -84,7 +84,8 @@ def row(requests: int, concurrency: int, latency: float, bare: dict, ours: dict)
     bare_rate, ours_rate = requests / bare["wall"], requests / ours["wall"]
     return (
         f"| {latency * 1000:.0f} | {concurrency} | {requests:,} | {bare_rate:,.0f} | {ours_rate:,.0f} "
-        f"| {ours_rate / bare_rate:.2f} | {bare['cpu'] / requests * 1000:.2f} | {ours['cpu'] / requests * 1000:.2f} |"
+        f"| {ours_rate / bare_rate:.2f} | {bare['cpu'] / requests * 1000:.2f} "
+        f"| {ours['cpu'] / requests * 1000:.2f} |"
     )
 
 
@@ -123,7 +124,8 @@ def part_offline(tmp: Path, n: int = 1000) -> list[str]:
     return [
         "| problems | records | wall s | records/s | CPU ms/record | peak RSS MiB |",
         "|---|---|---|---|---|---|",
-        f"| {n:,} | {result['critiques']:,} | {result['wall']:.2f} | {result['critiques'] / result['wall']:,.0f} "
+        f"| {n:,} | {result['critiques']:,} | {result['wall']:.2f} "
+        f"| {result['critiques'] / result['wall']:,.0f} "
         f"| {result['cpu'] / result['critiques'] * 1000:.2f} | {rss / 1024:.0f} |",
     ]
 

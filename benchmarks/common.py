@@ -19,7 +19,6 @@ import aiohttp
 import critique_synth
 from critique_synth.sources import SAMPLE_PATH
 
-
 GENERATE = """
 import json, sys, time
 import critique_synth
