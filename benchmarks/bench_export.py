@@ -13,14 +13,16 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 import pyarrow
+from common import run_child
 
 import critique_synth
 from critique_synth.critic import builtin_critique
@@ -88,21 +90,6 @@ def write_store(run_dir: Path, n: int) -> float:
     return (run_dir / "critiques.jsonl").stat().st_size / 2**20
 
 
-def run_export(run_dir: Path, out: Path, options: dict) -> tuple[dict, int]:
-    with tempfile.TemporaryFile("w+") as stdout, tempfile.TemporaryFile("w+") as stderr:
-        child = subprocess.Popen(
-            [sys.executable, "-c", EXPORT, str(run_dir), str(out), json.dumps(options)],
-            stdout=stdout,
-            stderr=stderr,
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-        stdout.seek(0)
-        stderr.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise RuntimeError(stderr.read()[-2000:])
-        return json.loads(stdout.read().strip().splitlines()[-1]), usage.ru_maxrss
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="20000,200000")
@@ -129,7 +116,9 @@ def main() -> None:
             size = write_store(tmp / f"run-{n}", n)
             print(f"<!-- wrote {n} records in {time.perf_counter() - t0:.1f}s -->", file=sys.stderr)
             for name, options in settings.items():
-                result, rss = run_export(tmp / f"run-{n}", tmp / f"ds-{n}", options)
+                result, rss = run_child(
+                    EXPORT, str(tmp / f"run-{n}"), str(tmp / f"ds-{n}"), json.dumps(options)
+                )
                 print(
                     f"| {n:,} | {size:.0f} | {name} | {result['wall']:.1f} | {n / result['wall']:,.0f} "
                     f"| {rss / 1024:.0f} |",
