@@ -111,7 +111,7 @@ def parse_conclusion(text: str) -> Verdict | None:
 class CritiqueRecord(BaseModel):
     """One finished unit of work: a problem, a response to it and the teacher's critique.
 
-    `key` comes first so the run store can read finished keys without parsing whole lines.
+    `key` identifies the unit (student request + teacher spec), so a resumed run skips it.
     """
 
     key: str

@@ -29,7 +29,6 @@ CRITIQUES = "critiques.jsonl"
 REJECTED = "rejected.jsonl"
 RESPONSES = "responses.jsonl"
 RUN = "run.json"
-_KEY_PREFIX = b'{"key":"'
 
 
 def repair_tail(path: Path) -> int:
@@ -68,18 +67,6 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
         for number, line in enumerate(f, start=1):
             if line.endswith(b"\n") and line.strip():
                 yield number, line
-
-
-def line_key(line: bytes) -> str | None:
-    """The record key, read from the line's start without parsing the whole record."""
-    if line.startswith(_KEY_PREFIX):
-        end = line.find(b'"', len(_KEY_PREFIX))
-        if end > 0:
-            return line[len(_KEY_PREFIX) : end].decode()
-    try:
-        return json.loads(line).get("key")
-    except (ValueError, AttributeError):
-        return None
 
 
 def scan(out: Path) -> Iterator[CritiqueRecord | Rejection]:
