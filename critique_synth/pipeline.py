@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,7 +85,7 @@ async def build_parts(config: RunConfig, stack: AsyncExitStack, *, connect: bool
     return Parts(student, teacher, clients)
 
 
-def plan_problems(config: RunConfig, student: Student) -> Any:
+def plan_problems(config: RunConfig, student: Student) -> Iterator[Problem]:
     return select(iter_problems(config.problems, student.requires), config.shard, config.limit)
 
 
@@ -119,10 +119,14 @@ async def iter_run(
             "prompts": _prompts(parts),
         }
         last_save = time.monotonic()
+
+        def count_requests() -> None:
+            stats.requests = base_requests + sum(c.stats.requests for c in parts.clients)
+            stats.retries = base_retries + sum(c.stats.retries for c in parts.clients)
+
         try:
             async for item in runner.results():
-                stats.requests = base_requests + sum(c.stats.requests for c in parts.clients)
-                stats.retries = base_retries + sum(c.stats.retries for c in parts.clients)
+                count_requests()
                 if on_stats is not None:
                     on_stats(stats)
                 if time.monotonic() - last_save > _RUN_JSON_EVERY:
@@ -132,8 +136,7 @@ async def iter_run(
                 yield item
             finished = True
         finally:
-            stats.requests = base_requests + sum(c.stats.requests for c in parts.clients)
-            stats.retries = base_retries + sum(c.stats.retries for c in parts.clients)
+            count_requests()
             store.flush()
             store.write_run(stats, {**extra, "finished": finished})
 

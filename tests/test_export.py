@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from critique_synth.config import ExportOptions
+from critique_synth.errors import UserError
 from critique_synth.export import export
 from critique_synth.formats import INSTRUCTION
 from critique_synth.records import Critique, CritiqueRecord, Problem, Response
@@ -266,3 +267,19 @@ def test_reexport_is_not_served_from_a_stale_cache(tmp_path: Path) -> None:
     store(run, [record(f"p{i}") for i in range(5)])
     export(run, tmp_path / "ds")
     assert datasets.load_dataset(str(tmp_path / "ds"))["train"].num_rows == 5
+
+
+def test_token_bounds_with_a_real_tokenizer(tmp_path: Path) -> None:
+    from critique_synth.train.tiny import make_tokenizer
+
+    make_tokenizer().save_pretrained(tmp_path / "tok")
+    short = record("p1")
+    long = record("p2", response="12 * 8 = 96 cookies. " * 200)
+    run = store(tmp_path / "run", [short, long])
+    options = ExportOptions(tokenizer=str(tmp_path / "tok"), max_tokens=400, formats=["cft"])
+    result = export(run, tmp_path / "ds", options)
+    assert result.counts["dropped"] == {"too_long": 1}
+    assert [r["problem_id"] for r in rows(tmp_path / "ds")] == ["p1"]
+    bad = ExportOptions(tokenizer=str(tmp_path / "missing"), max_tokens=400)
+    with pytest.raises(UserError, match="cannot load tokenizer"):
+        export(run, tmp_path / "ds2", bad)
