@@ -46,6 +46,24 @@ def fast_config(tmp_path: Path, **endpoint: object) -> Path:
     return path
 
 
+def start_cli(args: list[str], capture: bool = False) -> subprocess.Popen[str]:
+    """The CLI in the background, to be interrupted."""
+    stream = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [sys.executable, "-m", "critique_synth", *args],
+        env=cli_env(),
+        stdout=stream,
+        stderr=stream,
+        text=True,
+    )
+
+
+def wait_for_records(out: Path, count: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and len(read_jsonl(out / "critiques.jsonl")) < count:
+        time.sleep(0.05)
+
+
 def snapshot(out: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(out.iterdir()) if p.is_file()}
 
@@ -132,15 +150,8 @@ def test_sigkill_half_way_then_resume(server: MockLLMServer, tmp_path: Path) -> 
     server.config.latency = 0.1
     out = tmp_path / "run"
     args = llm_args(server, out, None, "--limit", "40", "--concurrency", "4")
-    child = subprocess.Popen(
-        [sys.executable, "-m", "critique_synth", *args],
-        env=cli_env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(read_jsonl(out / "critiques.jsonl")) < 20:
-        time.sleep(0.05)
+    child = start_cli(args)
+    wait_for_records(out, 20)
     os.kill(child.pid, signal.SIGKILL)
     child.wait()
     text = (out / "critiques.jsonl").read_text()
@@ -343,16 +354,8 @@ def test_ctrl_c_stops_cleanly_and_resumes(server: MockLLMServer, tmp_path: Path)
     server.config.latency = 0.1
     out = tmp_path / "run"
     args = llm_args(server, out, None, "--limit", "30", "--concurrency", "2")
-    child = subprocess.Popen(
-        [sys.executable, "-m", "critique_synth", *args],
-        env=cli_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(read_jsonl(out / "critiques.jsonl")) < 5:
-        time.sleep(0.05)
+    child = start_cli(args, capture=True)
+    wait_for_records(out, 5)
     child.send_signal(signal.SIGINT)
     _, stderr = child.communicate(timeout=30)
     assert child.returncode == 130, stderr

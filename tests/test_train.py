@@ -20,6 +20,28 @@ from critique_synth.train.tiny import make_model, make_tokenizer
 from .conftest import cli_env, read_jsonl, run_cli
 
 
+def train_args(data: Path, model: Path, out: Path, steps: int, accum: int = 2, *extra: str) -> list[str]:
+    """Arguments of a short `train` run on the tiny model: batch 2, lr 1e-3."""
+    return [
+        "train",
+        "--data",
+        str(data),
+        "--model",
+        str(model),
+        "--out",
+        str(out),
+        "--max-steps",
+        str(steps),
+        "--batch-size",
+        "2",
+        "--grad-accum",
+        str(accum),
+        "--lr",
+        "1e-3",
+        *extra,
+    ]
+
+
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_model(tmp_path_factory.mktemp("tiny") / "model")
@@ -102,27 +124,7 @@ def test_train_cli_end_to_end_both_objectives(tiny: Path, exported: Path, tmp_pa
 
     for objective in ("cft", "sft"):
         out = tmp_path / objective
-        result = run_cli(
-            "train",
-            "--data",
-            str(exported),
-            "--model",
-            str(tiny),
-            "--objective",
-            objective,
-            "--out",
-            str(out),
-            "--max-steps",
-            "3",
-            "--batch-size",
-            "2",
-            "--grad-accum",
-            "2",
-            "--lr",
-            "1e-3",
-            "--cutoff",
-            "1024",
-        )
+        result = run_cli(*train_args(exported, tiny, out, 3, 2, "--objective", objective, "--cutoff", "1024"))
         assert result.returncode == 0, result.stderr
         assert "lr 0.001 | epochs 1 | cosine schedule, warmup ratio 0.1 | cutoff 1024" in result.stderr
         rows = read_jsonl(out / "metrics.jsonl")
@@ -132,27 +134,10 @@ def test_train_cli_end_to_end_both_objectives(tiny: Path, exported: Path, tmp_pa
 
 
 def test_resume_gives_the_same_next_step_loss(tiny: Path, exported: Path, tmp_path: Path) -> None:
-    args = [
-        "--data",
-        str(exported),
-        "--model",
-        str(tiny),
-        "--max-steps",
-        "4",
-        "--batch-size",
-        "2",
-        "--grad-accum",
-        "2",
-        "--lr",
-        "1e-3",
-        "--save-every",
-        "2",
-    ]
-    full = tmp_path / "full"
-    assert run_cli("train", *args, "--out", str(full)).returncode == 0
-    resumed = tmp_path / "resumed"
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    assert run_cli(*train_args(exported, tiny, full, 4, 2, "--save-every", "2")).returncode == 0
     shutil.copytree(full / "checkpoints", resumed / "checkpoints")
-    result = run_cli("train", *args, "--out", str(resumed), "--resume")
+    result = run_cli(*train_args(exported, tiny, resumed, 4, 2, "--save-every", "2", "--resume"))
     assert result.returncode == 0, result.stderr
     uninterrupted = {r["step"]: r["loss"] for r in read_jsonl(full / "metrics.jsonl")}
     after_resume = {r["step"]: r["loss"] for r in read_jsonl(resumed / "metrics.jsonl")}
@@ -165,24 +150,7 @@ def test_lora_trains_and_saves_an_adapter(tiny: Path, exported: Path, tmp_path: 
     from peft import AutoPeftModelForCausalLM
 
     out = tmp_path / "lora"
-    result = run_cli(
-        "train",
-        "--data",
-        str(exported),
-        "--model",
-        str(tiny),
-        "--out",
-        str(out),
-        "--lora",
-        "--max-steps",
-        "2",
-        "--batch-size",
-        "2",
-        "--grad-accum",
-        "1",
-        "--lr",
-        "1e-3",
-    )
+    result = run_cli(*train_args(exported, tiny, out, 2, 1, "--lora"))
     assert result.returncode == 0, result.stderr
     assert (out / "adapter_model.safetensors").exists() and not (out / "model.safetensors").exists()
     assert AutoPeftModelForCausalLM.from_pretrained(out).peft_config["default"].r == 16
@@ -191,31 +159,17 @@ def test_lora_trains_and_saves_an_adapter(tiny: Path, exported: Path, tmp_path: 
 def test_ddp_on_two_cpu_processes(tiny: Path, exported: Path, tmp_path: Path) -> None:
     """torchrun, gloo on CPUs: the same code path as several GPUs, batches split across ranks."""
     out = tmp_path / "ddp"
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "critique_synth",
+    ]
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--nproc_per_node",
-            "2",
-            "-m",
-            "critique_synth",
-            "train",
-            "--data",
-            str(exported),
-            "--model",
-            str(tiny),
-            "--out",
-            str(out),
-            "--max-steps",
-            "2",
-            "--batch-size",
-            "2",
-            "--grad-accum",
-            "2",
-            "--lr",
-            "1e-3",
-        ],
+        [*torchrun, *train_args(exported, tiny, out, 2, 2)],
         capture_output=True,
         text=True,
         env=cli_env(),
