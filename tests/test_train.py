@@ -136,6 +136,7 @@ def test_train_cli_end_to_end_both_objectives(tiny: Path, exported: Path, tmp_pa
 def test_resume_gives_the_same_next_step_loss(tiny: Path, exported: Path, tmp_path: Path) -> None:
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     assert run_cli(*train_args(exported, tiny, full, 4, 2, "--save-every", "2")).returncode == 0
+    assert (full / "checkpoints" / "step-0000002" / "tokenizer_config.json").exists()
     shutil.copytree(full / "checkpoints", resumed / "checkpoints")
     result = run_cli(*train_args(exported, tiny, resumed, 4, 2, "--save-every", "2", "--resume"))
     assert result.returncode == 0, result.stderr

@@ -203,7 +203,7 @@ def train(options: TrainOptions) -> TrainResult:
             metrics.flush()
             _progress(row, total_steps, elapsed / (step - first_step) * (total_steps - step))
         if options.save_every and step % options.save_every == 0 and step < total_steps:
-            _checkpoint(accelerator, options, step)
+            _checkpoint(accelerator, options, step, tokenizer)
     _save_final(accelerator, loss_fn, tokenizer, options.out)
     if metrics is not None:
         metrics.close()
@@ -252,11 +252,13 @@ def _progress(row: dict[str, Any], total: int, eta: float) -> None:
     )
 
 
-def _checkpoint(accelerator: Any, options: TrainOptions, step: int) -> None:
-    """Model, optimizer, scheduler and RNG (accelerate), plus the step (which fixes the data position)."""
+def _checkpoint(accelerator: Any, options: TrainOptions, step: int, tokenizer: Any) -> None:
+    """Model, optimizer, scheduler and RNG (accelerate), the tokenizer, and the step (which
+    fixes the data position: same seed, same batch order)."""
     folder = options.out / "checkpoints" / f"step-{step:07d}"
     accelerator.save_state(str(folder))
     if accelerator.is_main_process:
+        tokenizer.save_pretrained(str(folder))
         (folder / STATE).write_text(json.dumps({"step": step}), encoding="utf-8")
         old = sorted((options.out / "checkpoints").glob("step-*"))[: -options.keep_checkpoints]
         for stale in old:
