@@ -211,12 +211,7 @@ def export_cmd(
         "license": license,
     }
     try:
-        try:
-            options = ExportOptions.model_validate({k: v for k, v in values.items() if v is not None})
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-            raise UserError(f"invalid export option: {problems}") from None
-        result = run_export(run_dirs, out or run_dirs[0] / "dataset", options)
+        result = run_export(run_dirs, out or run_dirs[0] / "dataset", _options(ExportOptions, values))
     except UserError as exc:
         raise _fail(str(exc)) from None
     dropped = result.counts["dropped"] or "none"
@@ -360,12 +355,11 @@ def eval_cmd(
 
 
 def _options(model: Any, values: dict[str, Any]) -> Any:
+    """Validate the flags given (None = not given) into `model`; errors name the field."""
     try:
         return model.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(
-            f"--{'.'.join(map(str, e['loc'])).replace('_', '-')}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise UserError(f"invalid option: {problems}") from None
 
 

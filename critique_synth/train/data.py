@@ -100,10 +100,6 @@ class Encoder:
         bos = self.tokenizer.bos_token or ""
         return f"{bos}{prompt}\n", f"{target}{self.tokenizer.eos_token or ''}"
 
-    def prompt_ids(self, prompt: str) -> list[int]:
-        """The prompt as the model sees it at inference (for evaluation and generation)."""
-        return self._ids(self.texts(prompt, "")[0])
-
     def _ids(self, text: str) -> list[int]:
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
