@@ -26,7 +26,8 @@ import pyarrow.parquet as pq
 from .card import render_card
 from .config import ExportOptions
 from .errors import UserError
-from .filters import Filters, balance_keep_rates, fraction_of, split_of, token_counter, unit_hash
+from .filters import Filters, balance_keep_rates, fraction_of, split_of, token_counter
+from .fingerprint import unit_hash
 from .formats import CRITIQUE_ROWS, SCHEMAS, cft_row, llamafactory_info, sft_row
 from .records import CritiqueRecord
 from .store import CRITIQUES, iter_lines

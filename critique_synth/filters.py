@@ -8,7 +8,6 @@ Decisions are deterministic (hashes of keys and problem ids), so an export is re
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -16,16 +15,12 @@ from dataclasses import dataclass, field
 
 from .config import ExportOptions
 from .errors import UserError
+from .fingerprint import unit_hash
 from .formats import user_turn
 from .records import CritiqueRecord
 
 _PUNCT_RE = re.compile(r"[^\w\s]")
 _SPACE_RE = re.compile(r"\s+")
-
-
-def unit_hash(*parts: str) -> int:
-    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big")
 
 
 def fraction_of(*parts: str) -> float:

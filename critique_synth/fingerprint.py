@@ -23,3 +23,9 @@ def problem_fingerprint(problem: Problem) -> str:
 def unit_key(student_key: str, teacher_fingerprint: str) -> str:
     """One critique of one response by one teacher: the unit a run does exactly once."""
     return fingerprint(student_key, teacher_fingerprint)
+
+
+def unit_hash(*parts: str) -> int:
+    """A 64-bit hash of strings, for sets that must stay small: ids seen, pairs exported."""
+    digest = hashlib.blake2b("\x1f".join(parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")

@@ -8,7 +8,6 @@ records, it appends them, flushes whenever it has caught up, and yields them to 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -19,7 +18,7 @@ from typing import Any
 
 from .config import RunConfig
 from .errors import UserError
-from .fingerprint import fingerprint, problem_fingerprint, unit_key
+from .fingerprint import fingerprint, problem_fingerprint, unit_hash, unit_key
 from .llm import LLMClient, LLMError, resolve_api_key
 from .records import CritiqueRecord, Problem, Rejection, Response, gold_agreement
 from .sources import describe_source, iter_problems, select
@@ -164,10 +163,6 @@ def _prompts(parts: Parts) -> dict[str, dict[str, str]]:
     return used
 
 
-def hash_id(problem_id: str) -> int:
-    return int.from_bytes(hashlib.blake2b(problem_id.encode(), digest_size=8).digest(), "big")
-
-
 class _Runner:
     """The worker pool and the writer loop of one run."""
 
@@ -243,7 +238,7 @@ class _Runner:
 
     def _screen(self, problem: Problem) -> Rejection | None:
         """Rows that are well-formed but must not be sent: kept as rejects, never dropped silently."""
-        id_hash = hash_id(problem.id)
+        id_hash = unit_hash(problem.id)
         limit = self.config.problems.max_chars
         longest = max(len(problem.question), len(problem.response or ""))
         if id_hash in self._ids:
