@@ -28,7 +28,8 @@ import critique_synth
 from critique_synth.critic import builtin_critique
 from critique_synth.fingerprint import fingerprint
 from critique_synth.inject import inject_error
-from critique_synth.records import CritiqueRecord, Problem, Response, gold_agreement
+from critique_synth.labels import agrees_with
+from critique_synth.records import CritiqueRecord, Problem, Response
 from critique_synth.sources import SAMPLE_PATH
 from critique_synth.verify import check_response
 
@@ -69,7 +70,7 @@ def templates() -> list[CritiqueRecord]:
                     critique=critique,
                     text=critique.render(),
                     teacher="builtin",
-                    gold_agrees=gold_agreement(critique.verdict, correct),
+                    gold_agrees=agrees_with(critique.verdict, correct),
                 )
             )
     return out

@@ -152,7 +152,7 @@ def export(
         for record in iter_records(dirs):
             records += 1
             split = split_of(record.problem.id, options.test_size)
-            if "sft" in options.formats and record.response.correct and _fits(record, options, count_tokens):
+            if "sft" in options.formats and record.response.final_correct and _fits(record, options, count_tokens):
                 pair = unit_hash(record.problem.question, record.response.text)
                 if pair not in sft_pairs:
                     sft_pairs.add(pair)

@@ -65,7 +65,7 @@ def cft_row(record: CritiqueRecord) -> dict[str, Any]:
         "response": record.response.text,
         "gold_answer": record.problem.answer,
         "response_source": record.response.source,
-        "response_correct": record.response.correct,
+        "response_correct": record.response.final_correct,
         "verdict": record.critique.verdict,
         "gold_agrees": record.gold_agrees,
         "first_wrong_step": record.critique.first_wrong_step,

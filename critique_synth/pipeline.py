@@ -19,8 +19,9 @@ from typing import Any
 from .config import RunConfig
 from .errors import UserError
 from .fingerprint import fingerprint, problem_fingerprint, unit_hash, unit_key
+from .labels import judge
 from .llm import LLMClient, LLMError, resolve_api_key
-from .records import CritiqueRecord, Problem, Rejection, Response, gold_agreement
+from .records import CritiqueRecord, Problem, Rejection, Response
 from .sources import describe_source, iter_problems, select
 from .stats import Stats
 from .store import RunStore
@@ -308,6 +309,7 @@ class _Runner:
                 )
             )
             return
+        judgement = judge(result.critique, response)
         await self.out.put(
             CritiqueRecord(
                 key=key,
@@ -316,7 +318,10 @@ class _Runner:
                 critique=result.critique,
                 text=result.text,
                 teacher=self.teacher.name,
-                gold_agrees=gold_agreement(result.critique.verdict, response.correct),
+                reference=judgement.reference,
+                agrees=judgement.agrees,
+                step_agrees=judgement.step_agrees,
+                gold_agrees=judgement.gold_agrees,
                 request_fingerprint=result.request_fingerprint,
                 attempts=result.attempts,
                 finish_reason=result.finish_reason,

@@ -10,9 +10,10 @@ import re
 import time
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 Verdict = Literal["right", "wrong"]
+Reference = Literal["process", "final_answer"]
 
 CONCLUSION_RE = re.compile(r"conclusion\s*:?(?P<tail>[^\n]*)", re.IGNORECASE)
 
@@ -43,7 +44,16 @@ class Usage(BaseModel):
 
 
 class Response(BaseModel):
-    """A noisy candidate answer to a problem, with where it came from and whether it is right."""
+    """A noisy candidate answer to a problem, with where it came from and what is known of it.
+
+    Labels (None = unknown), see critique_synth.labels for how a verdict is checked against them:
+    - `final_correct`: its final answer against the gold answer (math equivalence);
+    - `process_correct`: whether every step is right, and `first_error_step` (1-based, as
+      critique_synth.steps defines a step; None when every step is right), where known:
+      from the injector, from labelled data, or from a ProcessBench row (`label_source`).
+    """
+
+    model_config = ConfigDict(populate_by_name=True)
 
     key: str
     problem_id: str
@@ -51,9 +61,24 @@ class Response(BaseModel):
     source: str
     sample: int = 0
     final_answer: str | None = None
-    correct: bool | None = None
+    final_correct: bool | None = Field(
+        default=None, validation_alias=AliasChoices("final_correct", "correct")
+    )
+    process_correct: bool | None = None
+    first_error_step: int | None = Field(default=None, ge=1)
+    error_kind: str | None = None
+    label_source: str | None = None
     finish_reason: str | None = None
     usage: Usage = Field(default_factory=Usage)
+
+    @property
+    def best_label(self) -> tuple[Reference, bool] | None:
+        """The most informative correctness label known: the process label, else the final answer."""
+        if self.process_correct is not None:
+            return "process", self.process_correct
+        if self.final_correct is not None:
+            return "final_answer", self.final_correct
+        return None
 
 
 class Critique(BaseModel):
@@ -120,12 +145,24 @@ class CritiqueRecord(BaseModel):
     critique: Critique
     text: str
     teacher: str
-    gold_agrees: bool | None
+    reference: Reference | None = None
+    agrees: bool | None = None
+    step_agrees: bool | None = None
+    gold_agrees: bool | None = None
+    crosscheck: str | None = None
     request_fingerprint: str | None = None
     attempts: int = 1
     finish_reason: str | None = None
     usage: Usage = Field(default_factory=Usage)
     created_at: float = Field(default_factory=time.time)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_runs(cls, data: object) -> object:
+        """Records written before process labels were checked against the final answer only."""
+        if isinstance(data, dict) and "reference" not in data and data.get("gold_agrees") is not None:
+            return {**data, "reference": "final_answer", "agrees": data["gold_agrees"]}
+        return data
 
 
 class Rejection(BaseModel):
@@ -141,10 +178,3 @@ class Rejection(BaseModel):
     attempts: int = 0
     usage: Usage = Field(default_factory=Usage)
     created_at: float = Field(default_factory=time.time)
-
-
-def gold_agreement(verdict: Verdict, response_correct: bool | None) -> bool | None:
-    """Whether the teacher's verdict matches the gold check of the response's final answer."""
-    if response_correct is None:
-        return None
-    return (verdict == "right") == response_correct

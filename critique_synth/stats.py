@@ -31,7 +31,7 @@ class Stats:
     def add_record(self, record: CritiqueRecord) -> None:
         self.critiques += 1
         self.verdicts[record.critique.verdict] += 1
-        self.responses_correct[_label(record.response.correct, "right", "wrong")] += 1
+        self.responses_correct[_label(record.response.final_correct, "right", "wrong")] += 1
         self.gold[_label(record.gold_agrees, "agree", "disagree")] += 1
         self.usage = self.usage.add(record.usage)
 

@@ -48,7 +48,7 @@ def _response(
         source=source or sample.source,
         sample=sample.index,
         final_answer=final,
-        correct=correct,
+        final_correct=correct,
         **extra,
     )
 
@@ -83,12 +83,21 @@ class InjectStudent:
 
     async def respond(self, problem: Problem, sample: Sample) -> Response:
         assert problem.solution is not None
-        if sample.index == 0:
-            return _response(problem, sample, problem.solution)
-        injected = inject_error(problem.solution, sample.index, problem.id)
+        injected = inject_error(problem.solution, sample.index, problem.id) if sample.index else None
         if injected is None:
-            return _response(problem, sample, problem.solution)
-        return _response(problem, sample, injected.text, source=f"inject:{injected.kind}")
+            return _response(
+                problem, sample, problem.solution, process_correct=True, label_source="reference"
+            )
+        return _response(
+            problem,
+            sample,
+            injected.text,
+            source=f"inject:{injected.kind}",
+            process_correct=False,
+            first_error_step=injected.step,
+            error_kind=injected.kind,
+            label_source="inject",
+        )
 
 
 class LLMStudent:

@@ -3,8 +3,9 @@ import json
 import pytest
 from pydantic import ValidationError
 
+from critique_synth.labels import agrees_with
 from critique_synth.prompts import load_prompt, resource_dir
-from critique_synth.records import Critique, gold_agreement, parse_conclusion
+from critique_synth.records import Critique, parse_conclusion
 from critique_synth.teachers import critique_schema, parse_text_critique
 
 
@@ -51,11 +52,11 @@ def test_text_critique_is_parsed_and_normalised() -> None:
         parse_text_critique("Looks fine to me.")
 
 
-def test_gold_agreement() -> None:
-    assert gold_agreement("right", True) is True
-    assert gold_agreement("right", False) is False
-    assert gold_agreement("wrong", False) is True
-    assert gold_agreement("wrong", None) is None
+def test_agreement_with_a_label() -> None:
+    assert agrees_with("right", True) is True
+    assert agrees_with("right", False) is False
+    assert agrees_with("wrong", False) is True
+    assert agrees_with("wrong", None) is None
 
 
 def test_schema_file_matches_the_model() -> None:
