@@ -24,6 +24,12 @@ _TOKEN_RE = re.compile(
 _TIMES_WORDS = {"x", "X", "times"}
 _MAX_UNIT_WORDS = 2
 _FLOAT_DIGITS = 9
+# Bounds that keep hostile text cheap and crash-free: longer numbers are not numbers to us (Python
+# refuses int strings over 4,300 digits, floats end near 1e308), longer expressions and bigger
+# values are not checked (the parser recurses once per parenthesis or unary minus).
+_MAX_DIGITS = 300
+_MAX_ITEMS = 200
+_MAX_BITS = 1000
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,8 @@ def tokenize(line: str) -> list[Token]:
     tokens = []
     for m in _TOKEN_RE.finditer(line):
         kind = m.lastgroup or "other"
+        if kind == "num" and len(m.group()) > _MAX_DIGITS:
+            kind = "other"
         tokens.append(Token(kind, m.group(), m.start(), m.end()))
     return tokens
 
@@ -210,13 +218,17 @@ def _normalise_op(text: str) -> str:
 
 
 def evaluate(expression: tuple[str, ...] | list[str]) -> Fraction | None:
-    """Evaluate + - * / and parentheses over number tokens exactly; None if malformed."""
+    """Evaluate + - * / and parentheses over number tokens exactly; None if malformed or too big."""
+    if len(expression) > _MAX_ITEMS:
+        return None
     parser = _Parser(list(expression))
     try:
         value = parser.expr()
     except (ValueError, ZeroDivisionError, IndexError):
         return None
-    return value if parser.pos == len(parser.items) else None
+    if parser.pos != len(parser.items) or max(value.numerator, value.denominator).bit_length() > _MAX_BITS:
+        return None
+    return value
 
 
 class _Parser:

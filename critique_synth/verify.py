@@ -61,9 +61,10 @@ def _as_number(text: str) -> Fraction | None:
         return None
     sign = -1 if clean.startswith("-") else 1
     clean = clean.lstrip("-").lstrip("$€£").replace(",", "")
-    if clean.endswith("%"):
-        return sign * Fraction(clean[:-1])
-    return sign * Fraction(clean)
+    try:
+        return sign * Fraction(clean[:-1] if clean.endswith("%") else clean)
+    except ValueError:  # past Python's int digit limit: not a number we compare exactly
+        return None
 
 
 def answers_match(answer: str, gold: str) -> bool:
