@@ -22,7 +22,7 @@ from .fingerprint import fingerprint, problem_fingerprint, unit_hash, unit_key
 from .labels import judge
 from .llm import LLMClient, LLMError, resolve_api_key
 from .records import CritiqueRecord, Problem, Rejection, Response
-from .sources import describe_source, iter_problems, select
+from .sources import RejectedRow, describe_source, iter_problems, select
 from .stats import Stats
 from .store import RunStore
 from .students import DatasetStudent, InjectStudent, LLMStudent, Sample, Student
@@ -244,6 +244,9 @@ class _Runner:
         longest = max(len(problem.question), len(problem.response or ""))
         if id_hash in self._ids:
             reason, detail = "duplicate_id", f"id {problem.id!r} appeared earlier in the source; row skipped"
+        elif isinstance(problem, RejectedRow):
+            self._ids.add(id_hash)
+            reason, detail = problem.reason, problem.detail
         elif longest > limit:
             self._ids.add(id_hash)
             reason, detail = "input_too_long", f"{longest:,} characters > problems.max_chars {limit:,}"

@@ -3,6 +3,11 @@
 Rows stream one at a time (Parquet in record batches, Hub datasets in streaming mode), so a
 10-million-row source costs no more memory than a small one. Every error names the file and
 the line or row, and says what to change.
+
+Two kinds of bad row: one whose shape is wrong (unreadable JSON, a missing, empty or non-text
+field) stops the run, because the mapping or the file is usually wrong for every row; one whose
+text is bad in an otherwise sound row (an unpaired surrogate) comes out as a `RejectedRow`, which
+the pipeline stores as an input rejection while the other rows run.
 """
 
 from __future__ import annotations
@@ -21,6 +26,16 @@ from .records import Problem
 
 SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "sample_problems.jsonl"
 _HUB_ID_RE = re.compile(r"^[\w.-]+/[\w.-]+$")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+_ROLES = ("id", "question", "answer", "solution", "response")
+_KINDS = {bool: "a boolean", int: "a number", float: "a number", list: "a list", dict: "an object"}
+
+
+class RejectedRow(Problem):
+    """A row read but not to be sent: its text is shown with U+FFFD for what could not be kept."""
+
+    reason: str
+    detail: str
 
 
 def describe_source(config: ProblemsConfig) -> str:
@@ -81,7 +96,7 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
             if not raw.strip():
                 continue
             try:
-                row = json.loads(raw)
+                row = json.loads(raw, parse_int=_parse_int)
             except UnicodeDecodeError:
                 raise UserError(f"{path}:{number}: not UTF-8 text; re-encode the file as UTF-8") from None
             except json.JSONDecodeError as exc:
@@ -89,18 +104,24 @@ def _jsonl_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
                     f"{path}:{number}: malformed JSON ({exc.msg} at column {exc.colno}); "
                     "fix or remove that line"
                 ) from None
+            except RecursionError:
+                raise UserError(
+                    f"{path}:{number}: JSON nested too deeply to read; fix or remove that line"
+                ) from None
             if not isinstance(row, dict):
                 raise UserError(f"{path}:{number}: expected a JSON object, got {type(row).__name__}")
-            yield f"line {number}", row
+            yield str(number), row
 
 
 def _json_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
-        data = json.loads(path.read_bytes())
+        data = json.loads(path.read_bytes(), parse_int=_parse_int)
     except UnicodeDecodeError:
         raise UserError(f"{path}: not UTF-8 text; re-encode the file as UTF-8") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: malformed JSON at line {exc.lineno}: {exc.msg}") from None
+    except RecursionError:
+        raise UserError(f"{path}: JSON nested too deeply to read; flatten or remove the deep item") from None
     if isinstance(data, dict) and isinstance(data.get("data"), list):
         data = data["data"]
     if not isinstance(data, list):
@@ -109,6 +130,14 @@ def _json_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
         if not isinstance(row, dict):
             raise UserError(f"{path}: item {number} is not a JSON object")
         yield f"item {number}", row
+
+
+def _parse_int(digits: str) -> int | str:
+    """An integer too long for Python's int() (over 4,300 digits) stays text rather than failing."""
+    try:
+        return int(digits)
+    except ValueError:
+        return digits
 
 
 def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -143,34 +172,52 @@ def _hf_rows(name: str, config: ProblemsConfig) -> Iterator[tuple[str, dict[str,
 def _to_problem(
     row: dict[str, Any], index: int, fields: FieldMap, where: str, require: tuple[str, ...]
 ) -> Problem:
-    def get(column: str | None, role: str) -> str | None:
-        if column is None:
-            return None
-        if column not in row:
-            if role in require or role == "question":
-                needed = f" ({role} is needed by the chosen students kind)" if role in require else ""
-                raise UserError(
-                    f"{where}: no field {column!r} (has: {', '.join(sorted(row)) or 'nothing'}); "
-                    f"map it with problems.fields.{role}{needed}"
-                )
-            return None
-        value = row[column]
-        return None if value is None else str(value)
-
-    question = get(fields.question, "question")
+    values = {role: _field(row, role, getattr(fields, role), where, require) for role in _ROLES}
+    question = values["question"]
     if not question or not question.strip():
         raise UserError(f"{where}: empty question in field {fields.question!r}")
-    problem = Problem(
-        id=get(fields.id, "id") or str(index),
-        question=question,
-        answer=_blank_to_none(get(fields.answer, "answer")),
-        solution=_blank_to_none(get(fields.solution, "solution")),
-        response=_blank_to_none(get(fields.response, "response")),
-    )
+    for role in ("answer", "solution", "response"):
+        values[role] = _blank_to_none(values[role])
+    values["id"] = values["id"] or str(index)
     for role in require:
-        if getattr(problem, role) is None:
+        if values[role] is None:
             raise UserError(f"{where}: field {getattr(fields, role)!r} ({role}) is empty or missing")
-    return problem
+    bad = [role for role, value in values.items() if value is not None and _SURROGATE_RE.search(value)]
+    if not bad:
+        return Problem(**values)
+    clean = {role: None if v is None else _SURROGATE_RE.sub("\ufffd", v) for role, v in values.items()}
+    return RejectedRow(
+        **clean,
+        reason="bad_text",
+        detail=f"{where}: field {getattr(fields, bad[0])!r} holds an unpaired surrogate (a lone \\ud800-"
+        "\\udfff escape), which is not Unicode text; fix that escape in the source",
+    )
+
+
+def _field(
+    row: dict[str, Any], role: str, column: str | None, where: str, require: tuple[str, ...]
+) -> str | None:
+    """One field as text: numbers are written out, other non-text values are refused."""
+    if column is None:
+        return None
+    if column not in row:
+        if role in require or role == "question":
+            needed = f" ({role} is needed by the chosen students kind)" if role in require else ""
+            raise UserError(
+                f"{where}: no field {column!r} (has: {', '.join(sorted(row)) or 'nothing'}); "
+                f"map it with problems.fields.{role}{needed}"
+            )
+        return None
+    value = row[column]
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and role != "question":
+        return str(value)
+    allowed = "text" if role == "question" else "text or a number"
+    raise UserError(
+        f"{where}: field {column!r} ({role}) holds {_KINDS.get(type(value), type(value).__name__)}, "
+        f"expected {allowed}; fix that row or map another column with problems.fields.{role}"
+    )
 
 
 def _blank_to_none(value: str | None) -> str | None:

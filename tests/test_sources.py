@@ -69,7 +69,7 @@ def test_required_fields_are_checked_per_row(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
     path.write_text(json.dumps({"uid": "x", "prompt": "q", "gold": 1}) + "\n")
     config = ProblemsConfig(path=str(path), fields=FIELDS)
-    with pytest.raises(UserError, match=r"p\.jsonl:line 1: no field 'worked'"):
+    with pytest.raises(UserError, match=r"p\.jsonl:1: no field 'worked'"):
         list(iter_problems(config, require=("solution",)))
 
 
