@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -22,10 +23,11 @@ else:
     import tomli as tomllib
 
 from .errors import UserError
+from .urls import safe_url
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)  # base URLs may hold passwords
 
 
 class Price(_Strict):
@@ -59,8 +61,28 @@ class EndpointConfig(_Strict):
     def _urls(cls, urls: list[str]) -> list[str]:
         for url in urls:
             if not url.startswith(("http://", "https://")):
-                raise ValueError(f"{url!r} is not an http(s) URL, e.g. http://localhost:8000/v1")
+                raise ValueError(f"{safe_url(url)!r} is not an http(s) URL, e.g. http://localhost:8000/v1")
+            _check_host_and_port(url)
         return [url.rstrip("/") for url in urls]
+
+
+def _check_host_and_port(url: str) -> None:
+    """Refuse now what aiohttp would refuse mid-run; messages show only `safe_url` (no secrets)."""
+    shown = repr(safe_url(url))
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise ValueError(
+            f"{shown} has a malformed host; an IPv6 host needs brackets: http://[::1]:8000/v1"
+        ) from None
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError(f"{shown}: the port must be a number from 1 to 65535") from None
+    if not parts.hostname:
+        raise ValueError(f"{shown} has no host, e.g. http://localhost:8000/v1")
 
 
 class FieldMap(_Strict):
@@ -153,12 +175,33 @@ class RunConfig(_Strict):
     def fingerprint(self) -> str:
         """What must not change under a resumed run: everything that shapes requests or output."""
         relevant = self.model_dump(mode="json", exclude={"limit", "export"})
+        relevant["problems"]["path"] = _local_identity(self.problems.path)
+        for side in ("students", "teacher"):
+            prompt = relevant[side]["prompt"]
+            relevant[side]["prompt"] = _local_identity(prompt) if Path(prompt).suffix else prompt
         for side in ("students", "teacher"):
             endpoint = relevant[side]["endpoint"]
             for key in ("concurrency", "rpm", "tpm", "timeout", "max_retries", "base_urls"):
                 endpoint.pop(key)
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
+
+    def public_dump(self) -> dict[str, Any]:
+        """The config as JSON for run.json and the dataset card, which are shared: no URL secrets."""
+        data = self.model_dump(mode="json")
+        for side in ("students", "teacher"):
+            endpoint = data[side]["endpoint"]
+            endpoint["base_urls"] = [safe_url(url) for url in endpoint["base_urls"]]
+        return data
+
+
+def _local_identity(value: str | None) -> str | None:
+    """An existing local path in absolute form, so `p.jsonl` and `/work/p.jsonl` are one source
+    on resume; anything else (a Hub id, a missing file) as given."""
+    if value is None:
+        return None
+    path = Path(value)
+    return str(path.resolve()) if path.exists() else value
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
@@ -190,7 +233,7 @@ def load_config(path: Path | None, overrides: dict[str, Any]) -> RunConfig:
 
 def _read_file(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # editors on Windows add a BOM
     except FileNotFoundError:
         raise UserError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -199,6 +242,8 @@ def _read_file(path: Path) -> dict[str, Any]:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
     except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
         raise UserError(f"{path}: not valid {path.suffix.lstrip('.').upper()}: {exc}") from None
+    except RecursionError:
+        raise UserError(f"{path}: nested too deeply to read; flatten the config") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
