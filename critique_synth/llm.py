@@ -21,19 +21,18 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
 from .config import DEFAULT_PRICES, EndpointConfig, Price
 from .errors import UserError
 from .records import Usage
+from .urls import is_local, safe_url
 
 log = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 _KEYLIKE_RE = re.compile(r"\b(sk|hf|key)[-_][A-Za-z0-9_*.-]{6,}")
-_LOOPBACK = ("localhost", "127.", "[::1]", "::1", "0.0.0.0")
 _RATE_WINDOW = 5.0
 _SLACK = 1.01  # aim 1% under configured limits: network jitter must not push a minute over
 _GROWTH = 1.10
@@ -146,27 +145,13 @@ def resolve_api_key(endpoint: EndpointConfig, role: str) -> str | None:
     key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
     if key:
         return key
-    if all(_is_local(url) for url in endpoint.base_urls):
+    if all(is_local(url) for url in endpoint.base_urls):
         return None
     raise UserError(
         f"{role} endpoint {safe_url(endpoint.base_urls[0])} needs an API key: set the "
         f"{endpoint.api_key_env or 'OPENAI_API_KEY'} environment variable "
         f"(or name another one with {role}.endpoint.api_key_env)"
     )
-
-
-def _is_local(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    return host.startswith(_LOOPBACK) or host in ("localhost", "::1")
-
-
-def safe_url(url: str) -> str:
-    """The URL without any user:password part, for messages."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    return f"{parts.scheme}://{netloc}{parts.path}"
 
 
 class LLMClient:
