@@ -34,6 +34,7 @@ from .teachers import LLMTeacher
 from .train import EvalOptions, TrainOptions
 from .train import evaluate as run_evaluate
 from .train import train as run_train
+from .urls import safe_url
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
@@ -165,7 +166,7 @@ def _print_plan(cfg: RunConfig, out: Path) -> None:
         f"  teacher: {teacher_name}"
         + (
             f", mode {cfg.teacher.mode}, {cfg.teacher.attempts} attempts, endpoint "
-            f"{', '.join(cfg.teacher.endpoint.base_urls)}"
+            f"{', '.join(safe_url(url) for url in cfg.teacher.endpoint.base_urls)}"
             if cfg.teacher.kind == "llm"
             else ""
         )

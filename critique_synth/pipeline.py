@@ -98,7 +98,7 @@ async def iter_run(
 ) -> AsyncIterator[CritiqueRecord | Rejection]:
     """Run (or resume) a synthesis into `out`, yielding each record as it is stored."""
     store = RunStore(out)
-    stats = store.open(config.model_dump(mode="json"), config.fingerprint(), allow_change=allow_config_change)
+    stats = store.open(config.public_dump(), config.fingerprint(), allow_change=allow_config_change)
     base_requests, base_retries = stats.requests, stats.retries
     if on_stats is not None:
         on_stats(stats)
