@@ -7,6 +7,7 @@ every request fingerprint, so a changed prompt never silently mixes with an olde
 from __future__ import annotations
 
 import hashlib
+import re
 import sys
 from dataclasses import dataclass
 from importlib import resources
@@ -20,6 +21,9 @@ else:
 from .errors import UserError
 
 _DELIMITED = ("question", "solution")
+# Any spelling a model might read as one of our delimiters: `</SOLUTION>`, `< /solution >`,
+# `<solution id=2>`; \b keeps `<solutions>` and the like untouched.
+_TAG_RE = re.compile(rf"<(?=\s*/?\s*(?:{'|'.join(_DELIMITED)})\b[^<>]*>)", re.IGNORECASE)
 
 
 def resource_dir(name: str) -> Path:
@@ -47,10 +51,9 @@ class Prompt:
 
 
 def _escape_tags(text: str) -> str:
-    """Keep untrusted text from closing its delimiter and posing as instructions."""
-    for tag in _DELIMITED:
-        text = text.replace(f"</{tag}>", f"<\\/{tag}>").replace(f"<{tag}>", f"<\\{tag}>")
-    return text
+    """Keep untrusted text from closing its delimiter and posing as instructions: a backslash
+    after the `<` (`</solution>` becomes `<\\/solution>`) breaks the tag and stays readable."""
+    return _TAG_RE.sub("<\\\\", text)
 
 
 def load_prompt(name_or_path: str) -> Prompt:
