@@ -8,7 +8,7 @@ import pytest
 
 from critique_synth.config import FieldMap, ProblemsConfig
 from critique_synth.errors import UserError
-from critique_synth.sources import iter_problems, select
+from critique_synth.sources import RejectedRow, iter_problems, select
 
 ROWS = [
     {"uid": "a", "prompt": "What is 2+3?", "gold": 5, "worked": "2 + 3 = 5\n#### 5"},
@@ -71,6 +71,63 @@ def test_required_fields_are_checked_per_row(tmp_path: Path) -> None:
     config = ProblemsConfig(path=str(path), fields=FIELDS)
     with pytest.raises(UserError, match=r"p\.jsonl:1: no field 'worked'"):
         list(iter_problems(config, require=("solution",)))
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "kind"),
+    [
+        ("prompt", ["What is", "2+3?"], "a list"),
+        ("prompt", {"text": "What is 2+3?"}, "an object"),
+        ("prompt", 5, "a number"),
+        ("prompt", True, "a boolean"),
+        ("gold", [5], "a list"),
+        ("worked", {"steps": []}, "an object"),
+        ("uid", False, "a boolean"),
+    ],
+)
+def test_fields_that_are_not_text_stop_with_file_line_and_field(
+    tmp_path: Path, field: str, value: object, kind: str
+) -> None:
+    path = tmp_path / "p.jsonl"
+    path.write_text(json.dumps(ROWS[0]) + "\n" + json.dumps({**ROWS[1], field: value}) + "\n")
+    with pytest.raises(UserError, match=rf"p\.jsonl:2: field '{field}' \(\w+\) holds {kind}, expected text"):
+        _problems(str(path))
+
+
+def test_numbers_become_text_even_past_the_int_digit_limit(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    big = "9" * 5000
+    path.write_text(
+        json.dumps({"uid": 7, "prompt": "q1", "gold": 42})
+        + "\n"
+        + json.dumps({"uid": "b", "prompt": "q2", "gold": 2.5})
+        + "\n"
+        + f'{{"uid": "c", "prompt": "q3", "gold": {big}}}\n'
+    )
+    assert [(p.id, p.answer) for p in _problems(str(path))] == [("7", "42"), ("b", "2.5"), ("c", big)]
+
+
+def test_unpaired_surrogates_make_a_rejected_row(tmp_path: Path) -> None:
+    """The row is kept for rejected.jsonl with U+FFFD in place of the bad code unit; others read."""
+    path = tmp_path / "p.jsonl"
+    rows = [ROWS[0], {**ROWS[1], "uid": "b\ud800", "worked": "4 * 4 = 16 \udfff"}, {**ROWS[0], "uid": "c"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    problems = _problems(str(path))
+    assert [type(p).__name__ for p in problems] == ["Problem", "RejectedRow", "Problem"]
+    bad = problems[1]
+    assert isinstance(bad, RejectedRow) and bad.reason == "bad_text"
+    assert bad.id == "b\ufffd" and bad.solution == "4 * 4 = 16 \ufffd"
+    assert "p.jsonl:2: field 'uid' holds an unpaired surrogate" in bad.detail
+
+
+def test_json_nested_too_deeply_names_the_file(tmp_path: Path) -> None:
+    deep = "[" * 100_000 + "]" * 100_000
+    (tmp_path / "p.json").write_text(f'[{{"uid": "a", "prompt": {deep}}}]')
+    with pytest.raises(UserError, match=r"p\.json: JSON nested too deeply"):
+        _problems(str(tmp_path / "p.json"))
+    (tmp_path / "p.jsonl").write_text(json.dumps(ROWS[0]) + "\n" + f'{{"prompt": {deep}}}\n')
+    with pytest.raises(UserError, match=r"p\.jsonl:2: JSON nested too deeply"):
+        _problems(str(tmp_path / "p.jsonl"))
 
 
 def test_missing_file_and_unknown_type(tmp_path: Path) -> None:
