@@ -21,6 +21,7 @@ class RunResult:
     out: Path
     stats: Stats
     dataset: ExportResult | None
+    internal_errors: int = 0
 
 
 def _config(config: RunConfig | Mapping[str, Any] | None) -> RunConfig:
@@ -50,6 +51,7 @@ def generate(
     cfg = _config(config)
     out = Path(out)
     stats_seen: list[Stats] = []
+    errors_before = [0]
 
     async def main() -> None:
         with ProgressView() if progress else _Quiet() as view:
@@ -57,6 +59,7 @@ def generate(
             def on_stats(stats: Stats) -> None:
                 if not stats_seen:
                     stats_seen.append(stats)
+                    errors_before[0] = stats.rejects["internal_error"]
                 view.update(stats)
 
             async for _ in iter_run(cfg, out, allow_config_change=allow_config_change, on_stats=on_stats):
@@ -67,7 +70,7 @@ def generate(
     asyncio.run(main())
     stats = stats_seen[0] if stats_seen else Stats()
     dataset = export([out], out / "dataset", cfg.export) if cfg.export.enabled else None
-    return RunResult(out, stats, dataset)
+    return RunResult(out, stats, dataset, stats.rejects["internal_error"] - errors_before[0])
 
 
 class _Quiet:

@@ -3,9 +3,11 @@
 Why not the openai SDK: a CFT run is one endpoint called millions of times, so the client's
 CPU per request sets the ceiling. Measured on these machines the SDK costs ~5 ms of CPU per
 request on httpx and ~1.9 ms on its aiohttp transport; a bare aiohttp call costs ~0.3 ms.
-This module is that bare call plus what a long run needs: a concurrency cap, requests- and
-tokens-per-minute pacing, retries with backoff that honour Retry-After, several
-base URLs for one model, and token and cost accounting.
+This module is that bare call plus what a long run needs: a concurrency cap, pacing
+(pacing.py), retries with backoff that honour a capped Retry-After, several base URLs for one
+model, and token and cost accounting. A reply is untrusted input: its size is capped while it
+streams (decompressed bytes, so a gzip bomb stops at the cap too), and every field is
+type-checked, so a hostile or broken server costs a reject, never the run.
 """
 
 from __future__ import annotations
@@ -13,12 +15,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import math
 import os
 import random
 import re
-import time
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +25,7 @@ import aiohttp
 
 from .config import DEFAULT_PRICES, EndpointConfig, Price
 from .errors import UserError
+from .pacing import Pacer
 from .records import Usage
 from .urls import is_local, safe_url
 
@@ -33,10 +33,8 @@ log = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
 _KEYLIKE_RE = re.compile(r"\b(sk|hf|key)[-_][A-Za-z0-9_*.-]{6,}")
-_RATE_WINDOW = 5.0
-_SLACK = 1.01  # aim 1% under configured limits: network jitter must not push a minute over
-_GROWTH = 1.10
-_CUT_EVERY = 2.0
+_QUOTA_CODES = (b"insufficient_quota", b"billing_hard_limit", b"quota_exceeded")
+RAW_KEEP = 4000  # characters of an invalid reply kept in rejects and sent back in repairs
 
 
 @dataclass(frozen=True)
@@ -60,6 +58,13 @@ class LLMError(Exception):
         return self.reason in ("rate_limited", "server_error", "timeout", "connection", "bad_response")
 
 
+def clip(text: str, keep: int = RAW_KEEP) -> str:
+    """At most `keep` characters of an untrusted text, marked where it was cut."""
+    if len(text) <= keep:
+        return text
+    return f"{text[:keep]}\n[... cut: {len(text) - keep:,} more characters]"
+
+
 @dataclass
 class ClientStats:
     requests: int = 0
@@ -68,76 +73,6 @@ class ClientStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
-
-
-class Pacer:
-    """Spaces requests and tokens so no minute exceeds the limits, configured or discovered.
-
-    A generic cell-rate algorithm: each acquire books the next free slot on each clock; with no
-    burst allowance the count in any 60-second window stays at or under the configured limit.
-    A server's own limit is found from its 429s: the pace drops to 95% of the rate that was
-    getting through, then grows 10% a second, and is cut again at most every 2 seconds. Under
-    a real limit that is a small sawtooth just below it; under occasional 429s (faults, not a
-    limit) the growth wins and the pace stops mattering.
-    """
-
-    def __init__(self, rpm: int | None, tpm: int | None) -> None:
-        self.rpm, self.tpm = rpm, tpm
-        self.adaptive: float | None = None
-        self._next_request = 0.0
-        self._next_token = 0.0
-        self._successes: deque[float] = deque()
-        self._grown = 0.0
-        self._cut = -math.inf
-
-    async def acquire(self, tokens: int) -> None:
-        now = time.monotonic()
-        start = self.book(tokens, now)
-        if start > now:
-            await asyncio.sleep(start - now)
-
-    def book(self, tokens: int, now: float) -> float:
-        """The first moment both clocks allow; both advance from that same moment (booking one
-        clock before the other's wait lets delayed requests bunch up later)."""
-        interval = max(60.0 * _SLACK / self.rpm if self.rpm else 0.0, 1.0 / self._adaptive_rate(now))
-        start = max(now, self._next_request if interval else now, self._next_token if self.tpm else now)
-        if interval:
-            self._next_request = start + interval
-        if self.tpm:
-            self._next_token = start + tokens * 60.0 * _SLACK / self.tpm
-        return start
-
-    def _adaptive_rate(self, now: float) -> float:
-        if self.adaptive is None:
-            return math.inf
-        self.adaptive *= _GROWTH ** (now - self._grown)
-        self._grown = now
-        return self.adaptive
-
-    def refund(self, tokens: int, now: float | None = None) -> None:
-        """Give back booked tokens that the response did not use (estimates are pessimistic)."""
-        if self.tpm and tokens > 0:
-            now = time.monotonic() if now is None else now
-            self._next_token = max(now, self._next_token - tokens * 60.0 / self.tpm)
-
-    def succeeded(self, now: float | None = None) -> None:
-        now = time.monotonic() if now is None else now
-        self._successes.append(now)
-        while now - self._successes[0] > _RATE_WINDOW:
-            self._successes.popleft()
-
-    def rate_limited(self, now: float | None = None) -> None:
-        """A 429: pace at 95% of what got through lately, at most one cut every 2 seconds."""
-        now = time.monotonic() if now is None else now
-        if now - self._cut < _CUT_EVERY:
-            return
-        recent = [t for t in self._successes if now - t <= _RATE_WINDOW]
-        span = now - recent[0] if len(recent) > 1 else 0.0
-        through = len(recent) / span if span > 0 else 0.0
-        current = self._adaptive_rate(now)
-        self.adaptive = 0.95 * through if through else min(current, 10.0) / 2
-        self._cut = self._grown = now
-        log.info("server rate limit: pacing at %.1f requests/s", self.adaptive)
 
 
 def resolve_api_key(endpoint: EndpointConfig, role: str) -> str | None:
@@ -257,9 +192,9 @@ class LLMClient:
             self.stats.requests += 1
             try:
                 async with self._session.post(url, data=payload) as resp:
-                    raw = await resp.read()
                     if resp.status == 429:
                         self._pacer.rate_limited()
+                    raw = await _read_capped(resp, self.endpoint.max_reply_bytes)
                     if resp.status != 200:
                         raise self._http_error(resp.status, raw, resp.headers.get("Retry-After"))
                     self._pacer.succeeded()
@@ -282,10 +217,13 @@ class LLMClient:
 
     def _http_error(self, status: int, raw: bytes, retry_after: str | None) -> LLMError:
         detail = f"HTTP {status}: {self._redact(raw[:300].decode('utf-8', 'replace'))}"
+        wait = _seconds(retry_after, self.endpoint.max_retry_after)
+        if status == 429 and any(code in raw[:2000] for code in _QUOTA_CODES):
+            return LLMError("quota_exhausted", detail)
         if status == 429:
-            return LLMError("rate_limited", detail, _seconds(retry_after))
+            return LLMError("rate_limited", detail, wait)
         if status in _RETRYABLE_STATUS or status >= 500:
-            return LLMError("server_error", detail, _seconds(retry_after))
+            return LLMError("server_error", detail, wait)
         return LLMError(f"http_{status}", detail)
 
     def _redact(self, text: str) -> str:
@@ -305,29 +243,57 @@ class LLMClient:
         return Completion(completion.text, completion.finish_reason, usage)
 
 
+async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
+    """The body, refused as soon as it passes `cap` bytes (counted after decompression)."""
+    if resp.content_length is not None and resp.content_length > cap:
+        raise LLMError("too_large", f"reply of {resp.content_length:,} bytes > max_reply_bytes {cap:,}")
+    chunks, size = [], 0
+    async for chunk in resp.content.iter_any():
+        size += len(chunk)
+        if size > cap:
+            raise LLMError("too_large", f"reply passed max_reply_bytes {cap:,} while streaming; cut off")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _parse_completion(raw: bytes) -> Completion:
+    """A chat completion from a reply body, every field type-checked: anything off is a
+    `bad_response` (retried, then rejected), never an exception that ends the run."""
     try:
         data = json.loads(raw)
-        choice = data["choices"][0]
-        text = choice["message"].get("content") or ""
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-        raise LLMError("bad_response", f"not a chat completion: {raw[:200]!r}") from None
-    usage = data.get("usage") or {}
+    except (ValueError, RecursionError):
+        data = None
+    choices = data.get("choices") if isinstance(data, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    message = choice.get("message") if isinstance(choice, dict) else None
+    content = message.get("content") if isinstance(message, dict) else 0
+    if content is not None and not isinstance(content, str):
+        raise LLMError("bad_response", f"not a chat completion: {raw[:200]!r}")
+    finish = choice.get("finish_reason") if isinstance(choice, dict) else None
     return Completion(
-        text=text,
-        finish_reason=choice.get("finish_reason"),
-        usage=Usage(
-            prompt_tokens=usage.get("prompt_tokens") or 0,
-            completion_tokens=usage.get("completion_tokens") or 0,
-        ),
+        text=content or "",
+        finish_reason=finish if isinstance(finish, str) else None,
+        usage=_usage(data.get("usage") if isinstance(data, dict) else None),
     )
 
 
-def _seconds(header: str | None) -> float | None:
+def _usage(usage: object) -> Usage:
+    """Token counts where the server reports them as non-negative integers; else unknown (0)."""
+    if not isinstance(usage, dict):
+        return Usage()
+    counts = [usage.get("prompt_tokens"), usage.get("completion_tokens")]
+    if not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**53 for n in counts):
+        return Usage()
+    return Usage(prompt_tokens=counts[0], completion_tokens=counts[1])
+
+
+def _seconds(header: str | None, cap: float) -> float | None:
+    """A Retry-After in seconds, capped: a server asking for a day-long pause gets `cap`."""
     try:
-        return max(0.0, float(header)) if header else None
+        value = float(header) if header else None
     except ValueError:
         return None
+    return None if value is None or value != value else min(cap, max(0.0, value))
 
 
 def retry_delay(exc: LLMError, attempt: int, base: float = 0.5, cap: float = 60.0) -> float:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from .config import TeacherConfig
 from .critic import builtin_critique
 from .fingerprint import fingerprint
-from .llm import LLMClient, LLMError
+from .llm import LLMClient, LLMError, clip
 from .prompts import load_prompt
 from .records import Critique, Problem, Response, Usage, parse_conclusion
 from .verify import extract_boxed
@@ -118,11 +118,12 @@ class LLMTeacher:
             except LLMError as exc:
                 raise TeacherRejected(exc.reason, exc.detail, raw, attempt, usage) from None
             usage = usage.add(completion.usage)
-            raw, finish_reason = completion.text, completion.finish_reason
+            finish_reason = completion.finish_reason
             try:
-                critique, text = self.parse(raw, finish_reason)
+                critique, text = self.parse(completion.text, finish_reason)
             except ValueError as exc:
                 error = _explain(exc)
+                raw = clip(completion.text)
                 messages = [
                     *messages,
                     {"role": "assistant", "content": raw},

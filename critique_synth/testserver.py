@@ -21,6 +21,7 @@ import random
 import re
 import threading
 import time
+import zlib
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ from .records import Problem
 
 FAULTS = (
     "429",
+    "429now",
+    "quota",
     "500",
     "400",
     "401",
@@ -42,6 +45,23 @@ FAULTS = (
     "bad_schema",
     "length",
     "garbage",
+    "huge",
+    "endless",
+    "gzip_bomb",
+    "odd_types",
+)
+ODD_REPLIES: tuple[dict[str, Any], ...] = (
+    {"usage": [1, 2]},
+    {"usage": {"prompt_tokens": "12", "completion_tokens": 3}},
+    {"usage": {"prompt_tokens": -5, "completion_tokens": -1}},
+    {"usage": {"prompt_tokens": 1e300, "completion_tokens": True}},
+    {"content": {"analysis": "a dict, not a string"}},
+    {"content": 42},
+    {"choices": {"0": "not a list"}},
+    {"choices": []},
+    {"choices": [None]},
+    {"message": "a string"},
+    {"finish_reason": 7},
 )
 _TAG_RE = {tag: re.compile(rf"<{tag}>\n?(.*?)\n?</{tag}>", re.DOTALL) for tag in ("question", "solution")}
 _NUMBER_RE = re.compile(r"\d+")
@@ -57,6 +77,8 @@ class ServerConfig:
     seed: int = 0
     hidden_rpm: int | None = None
     answers: dict[str, str] = field(default_factory=dict)
+    huge_bytes: int = 200_000_000
+    endless_seconds: float = 30.0
 
 
 def body_fingerprint(body: dict[str, Any]) -> str:
@@ -75,6 +97,7 @@ class MockLLMServer:
         self._rng = random.Random(self.config.seed)
         self._bucket, self._refilled = 1.0, time.monotonic()
         self._counter = 0
+        self._odd = 0
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
@@ -167,6 +190,7 @@ class MockLLMServer:
             "model": body.get("model"),
             "fingerprint": body_fingerprint(body),
             "turns": len(body.get("messages", [])),
+            "bytes": request.content_length,
             "fault": fault,
             "authorization": "Authorization" in request.headers,
         }
@@ -174,6 +198,10 @@ class MockLLMServer:
         if self._over_hidden_limit():
             entry["fault"] = "429"
             return _error(429, "rate limit exceeded", retry_after=self.config.retry_after)
+        if fault == "429now":
+            return _error(429, "rate limit exceeded", retry_after=self.config.retry_after)
+        if fault == "quota":
+            return _error(429, "You exceeded your current quota", code="insufficient_quota")
         if self.config.latency:
             await asyncio.sleep(self.config.latency)
         if fault == "429":
@@ -188,25 +216,53 @@ class MockLLMServer:
             return web.Response(status=500)
         if fault == "garbage":
             return web.Response(text="<html>bad gateway</html>", content_type="application/json")
+        if fault in ("huge", "endless", "gzip_bomb"):
+            return await self._oversized(request, fault)
         self._counter += 1
         choices = [self._choice(body, kind, fault, i) for i in range(int(body.get("n") or 1))]
         prompt_chars = sum(len(m.get("content") or "") for m in body.get("messages", []))
         completion_chars = sum(len(c["message"]["content"]) for c in choices)
         entry["tokens"] = (prompt_chars + completion_chars) // 4
-        return web.json_response(
-            {
-                "id": f"mock-{self._counter}",
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": body.get("model"),
-                "choices": choices,
-                "usage": {
-                    "prompt_tokens": prompt_chars // 4,
-                    "completion_tokens": completion_chars // 4,
-                    "total_tokens": (prompt_chars + completion_chars) // 4,
-                },
-            }
-        )
+        reply = {
+            "id": f"mock-{self._counter}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model"),
+            "choices": choices,
+            "usage": {
+                "prompt_tokens": prompt_chars // 4,
+                "completion_tokens": completion_chars // 4,
+                "total_tokens": (prompt_chars + completion_chars) // 4,
+            },
+        }
+        if fault == "odd_types":
+            self._odd += 1
+            _make_odd(reply, ODD_REPLIES[(self._odd - 1) % len(ODD_REPLIES)])
+        return web.json_response(reply)
+
+    async def _oversized(self, request: web.Request, fault: str) -> web.StreamResponse:
+        """A body past any sane cap: one huge JSON reply, a gzip bomb, or a chunked body that
+        goes on until the client hangs up (or `endless_seconds` pass: loops here are bounded)."""
+        if fault == "huge":
+            padding = b"x" * self.config.huge_bytes
+            return web.Response(body=b'{"choices": [{"message": {"content": "' + padding + b'"}}]}')
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        if fault == "gzip_bomb":
+            response.headers["Content-Encoding"] = "gzip"
+            response.content_length = len(_bomb(self.config.huge_bytes))
+            await response.prepare(request)
+            await response.write(_bomb(self.config.huge_bytes))
+            return response
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        block = b"x" * 65536
+        deadline = time.monotonic() + self.config.endless_seconds
+        try:
+            while time.monotonic() < deadline:
+                await response.write(block)
+        except (ConnectionError, RuntimeError):
+            pass
+        return response
 
     def _scripted(self, body: dict[str, Any]) -> str | None:
         """A canned reply for a request whose last message contains one of `answers`' keys."""
@@ -223,6 +279,29 @@ class MockLLMServer:
         elif fault == "length":
             text, finish = text[: max(1, len(text) // 3)], "length"
         return {"index": index, "message": {"role": "assistant", "content": text}, "finish_reason": finish}
+
+
+def _make_odd(reply: dict[str, Any], odd: dict[str, Any]) -> None:
+    """Swap one field of a good reply for a well-formed JSON value of the wrong type."""
+    for name, value in odd.items():
+        if name in ("content", "finish_reason", "message"):
+            target = reply["choices"][0] if name != "content" else reply["choices"][0]["message"]
+            target[name] = value
+        else:
+            reply[name] = value
+
+
+_BOMBS: dict[int, bytes] = {}
+
+
+def _bomb(size: int) -> bytes:
+    """`size` zero bytes, gzipped (about 1,000:1), made once per size."""
+    if size not in _BOMBS:
+        packer = zlib.compressobj(9, zlib.DEFLATED, 31)
+        block = bytes(1 << 20)
+        parts = [packer.compress(block) for _ in range(size >> 20)]
+        _BOMBS[size] = b"".join(parts) + packer.flush()
+    return _BOMBS[size]
 
 
 def _kind(body: dict[str, Any]) -> str:
@@ -275,9 +354,12 @@ def _instance(schema: dict[str, Any], root: dict[str, Any]) -> Any:
     }.get(kind)
 
 
-def _error(status: int, message: str, retry_after: float | None = None) -> web.Response:
+def _error(
+    status: int, message: str, retry_after: float | None = None, code: str | int | None = None
+) -> web.Response:
     headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else None
-    return web.json_response({"error": {"message": message, "code": status}}, status=status, headers=headers)
+    error = {"message": message, "code": code or status}
+    return web.json_response({"error": error}, status=status, headers=headers)
 
 
 def main() -> None:

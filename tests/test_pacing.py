@@ -1,0 +1,114 @@
+"""Pacing: configured limits hold, a server's limit is found, and scattered 429s are noise.
+
+The simulations drive `book`/`succeeded`/`rate_limited` on a virtual clock, so two minutes
+of traffic take milliseconds and the outcome does not depend on the machine's load.
+"""
+
+import asyncio
+import itertools
+import random
+import time
+from collections.abc import Callable
+
+from critique_synth.pacing import Pacer
+
+
+def test_no_minute_exceeds_the_limits_when_both_clocks_bind() -> None:
+    """Token bookings (pessimistic) delay requests, refunds then free the token clock: the
+    request clock must still space them, so no 60-second window holds more than rpm."""
+    pacer = Pacer(rpm=600, tpm=1_000_000)
+    starts = []
+    for i in range(1500):
+        now = i * 0.05  # callers arrive twice as fast as the limit allows
+        start = pacer.book(3600, now)
+        starts.append(start)
+        pacer.refund(3100, now=start + 0.05)  # the response used 500 of the 3,600 booked
+    assert all(b - a >= 0.1 for a, b in itertools.pairwise(starts))
+    for i, t in enumerate(starts):
+        in_window = sum(1 for s in starts[i:] if s - t < 60)
+        assert in_window <= 600
+    assert (len(starts) - 1) / (starts[-1] - starts[0]) * 60 >= 0.95 * 600
+
+
+def _simulate(pacer: Pacer, server: Callable[[float], bool], seconds: float = 120, gap: float = 0.02):
+    """A client that could send 1/gap requests a second, against `server(t) -> accepted`."""
+    log, ready = [], 0.0
+    while ready < seconds:
+        start = pacer.book(0, ready)
+        accepted = server(start)
+        (pacer.succeeded if accepted else pacer.rate_limited)(now=start)
+        log.append((start, accepted))
+        ready = start + gap
+    return log
+
+
+def _token_bucket(rate: float) -> Callable[[float], bool]:
+    state = {"bucket": rate, "t": 0.0}
+
+    def accept(now: float) -> bool:
+        state["bucket"] = min(rate, state["bucket"] + (now - state["t"]) * rate)
+        state["t"] = now
+        if state["bucket"] >= 1:
+            state["bucket"] -= 1
+            return True
+        return False
+
+    return accept
+
+
+def test_pacing_settles_just_under_a_servers_hidden_limit() -> None:
+    """A 10 requests/s token bucket; the client could send 50/s."""
+    log = _simulate(Pacer(rpm=None, tpm=None), _token_bucket(10.0))
+    last = [ok for t, ok in log if t >= 60]
+    assert sum(last) / 60 >= 9.5  # within 5% of the limit gets through
+    assert last.count(False) / len(last) < 0.2  # and most requests are not refused
+
+
+def test_scattered_429s_do_not_slow_the_run() -> None:
+    """10% of requests refused at random, whatever the rate: noise, so no pacing at all."""
+    rng = random.Random(1)
+    pacer = Pacer(rpm=None, tpm=None)
+    log = _simulate(pacer, lambda now: rng.random() >= 0.10, seconds=60)
+    assert len(log) / 60 >= 0.95 * 50
+    assert pacer.adaptive is None
+
+
+def test_a_429_storm_that_does_not_follow_the_rate_is_not_paced_to_a_crawl() -> None:
+    """90% refused at random: slowing down does not help, so after one window pacing is off."""
+    rng = random.Random(2)
+    pacer = Pacer(rpm=None, tpm=None)
+    log = _simulate(pacer, lambda now: rng.random() >= 0.90, seconds=60)
+    late = [t for t, _ in log if t >= 30]
+    assert len(late) / 30 >= 0.5 * 50
+
+
+def test_only_the_next_slot_is_booked_so_a_dropped_pace_frees_waiters_at_once() -> None:
+    """20 waiters behind a 1 request/s pace; when the pace goes, they do not wait 20 s."""
+    pacer = Pacer(rpm=None, tpm=None)
+    pacer.adaptive = 1.0
+
+    async def main() -> float:
+        start = time.monotonic()
+        waiters = [asyncio.create_task(pacer.acquire(0)) for _ in range(20)]
+        await asyncio.sleep(0.2)
+        pacer.adaptive = None
+        await asyncio.gather(*waiters)
+        return time.monotonic() - start
+
+    assert asyncio.run(main()) < 3.0
+
+
+def test_configured_rate_spaces_requests_evenly() -> None:
+    pacer = Pacer(rpm=6000, tpm=None)
+
+    async def main() -> list[float]:
+        times = []
+        for _ in range(6):
+            await pacer.acquire(100)
+            times.append(time.monotonic())
+        return times
+
+    times = asyncio.run(main())
+    gaps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(gaps) >= 0.01 * 0.95
+    assert times[-1] - times[0] >= 0.05
