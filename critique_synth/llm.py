@@ -20,6 +20,7 @@ import random
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
@@ -27,7 +28,7 @@ from .config import DEFAULT_PRICES, EndpointConfig, Price
 from .errors import UserError
 from .pacing import Pacer
 from .records import Usage
-from .urls import is_local, safe_url
+from .urls import is_local, safe_url, split_credentials
 
 log = logging.getLogger(__name__)
 
@@ -76,17 +77,47 @@ class ClientStats:
 
 
 def resolve_api_key(endpoint: EndpointConfig, role: str) -> str | None:
-    """The key from the environment; required unless every base URL is on this machine."""
+    """The key from the environment; required unless every base URL is on this machine or
+    carries its own credentials (`https://user:password@host/v1`, sent as Basic auth)."""
     key = os.environ.get(endpoint.api_key_env) if endpoint.api_key_env else None
+    with_credentials = [url for url in endpoint.base_urls if split_credentials(url)[1:] != (None, None)]
+    if key and with_credentials:
+        raise UserError(
+            f"{role} endpoint {safe_url(with_credentials[0])} has credentials in its URL and an API "
+            f"key is set in ${endpoint.api_key_env}: use one (remove user:password from the URL, or "
+            f"set {role}.endpoint.api_key_env = '' to send the URL's credentials)"
+        )
     if key:
         return key
-    if all(is_local(url) for url in endpoint.base_urls):
+    if all(is_local(url) or url in with_credentials for url in endpoint.base_urls):
         return None
     raise UserError(
         f"{role} endpoint {safe_url(endpoint.base_urls[0])} needs an API key: set the "
         f"{endpoint.api_key_env or 'OPENAI_API_KEY'} environment variable "
         f"(or name another one with {role}.endpoint.api_key_env)"
     )
+
+
+@dataclass(frozen=True)
+class _Base:
+    """One base URL taken apart: where its paths go, its query, and its own credentials."""
+
+    url: str
+    query: str
+    headers: dict[str, str] | None
+    password: str | None
+
+    def at(self, path: str) -> str:
+        return f"{self.url}/{path}?{self.query}" if self.query else f"{self.url}/{path}"
+
+
+def _base(url: str) -> _Base:
+    bare, user, password = split_credentials(url)
+    parts = urlsplit(bare)
+    headers = None
+    if user or password:
+        headers = {"Authorization": aiohttp.encode_basic_auth(user or "", password or "")}
+    return _Base(urlunsplit((*parts[:3], "", "")).rstrip("/"), parts.query, headers, password)
 
 
 class LLMClient:
@@ -100,6 +131,7 @@ class LLMClient:
         self._pacer = Pacer(endpoint.rpm, endpoint.tpm)
         self._semaphore = asyncio.Semaphore(endpoint.concurrency)
         self._inflight = [0] * len(endpoint.base_urls)
+        self._bases = [_base(url) for url in endpoint.base_urls]
         self._turn = 0
         self._session: aiohttp.ClientSession | None = None
         self._headers = {"Content-Type": "application/json"}
@@ -120,10 +152,11 @@ class LLMClient:
     async def check(self) -> None:
         """Fail fast, before any work, on an endpoint that is down or refuses the key."""
         assert self._session is not None
-        for url in self.endpoint.base_urls:
+        for base in self._bases:
+            url = base.url
             try:
                 async with self._session.get(
-                    f"{url}/models", timeout=aiohttp.ClientTimeout(total=10)
+                    base.at("models"), timeout=aiohttp.ClientTimeout(total=10), headers=base.headers
                 ) as resp:
                     status = resp.status
             except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -141,7 +174,8 @@ class LLMClient:
         """Model ids the first base URL serves (GET /models); empty if it does not say."""
         assert self._session is not None
         try:
-            async with self._session.get(f"{self.endpoint.base_urls[0]}/models") as resp:
+            base = self._bases[0]
+            async with self._session.get(base.at("models"), headers=base.headers) as resp:
                 data = await resp.json(content_type=None) if resp.status == 200 else {}
         except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
             return []
@@ -187,11 +221,13 @@ class LLMClient:
         await self._pacer.acquire(estimate)
         async with self._semaphore:
             slot = self._pick()
-            url = f"{self.endpoint.base_urls[slot]}/chat/completions"
+            base = self._bases[slot]
             self._inflight[slot] += 1
             self.stats.requests += 1
             try:
-                async with self._session.post(url, data=payload) as resp:
+                async with self._session.post(
+                    base.at("chat/completions"), data=payload, headers=base.headers
+                ) as resp:
                     if resp.status == 429:
                         self._pacer.rate_limited()
                     raw = await _read_capped(resp, self.endpoint.max_reply_bytes)
@@ -227,8 +263,9 @@ class LLMClient:
         return LLMError(f"http_{status}", detail)
 
     def _redact(self, text: str) -> str:
-        if self._api_key:
-            text = text.replace(self._api_key, "***")
+        for secret in (self._api_key, *(base.password for base in self._bases)):
+            if secret:
+                text = text.replace(secret, "***")
         return _KEYLIKE_RE.sub("***", text)
 
     def _account(self, model: str, completion: Completion) -> Completion:

@@ -77,6 +77,7 @@ class ServerConfig:
     seed: int = 0
     hidden_rpm: int | None = None
     answers: dict[str, str] = field(default_factory=dict)
+    require_auth: tuple[str, ...] = ()  # accepted Authorization headers; empty: any
     huge_bytes: int = 200_000_000
     endless_seconds: float = 30.0
 
@@ -149,7 +150,16 @@ class MockLLMServer:
     def fingerprints(self, kind: str | None = None) -> list[str]:
         return [e["fingerprint"] for e in self.log if kind is None or e["kind"] == kind]
 
+    def _refused(self, request: web.Request) -> web.Response | None:
+        """401 unless the request carries one of the accepted Authorization headers."""
+        accepted = self.config.require_auth
+        if accepted and request.headers.get("Authorization") not in accepted:
+            return _error(401, "Incorrect API key provided", code="invalid_api_key")
+        return None
+
     async def _models(self, request: web.Request) -> web.Response:
+        if (refused := self._refused(request)) is not None:
+            return refused
         return web.json_response({"object": "list", "data": [{"id": "mock", "object": "model"}]})
 
     async def _log(self, request: web.Request) -> web.Response:
@@ -195,6 +205,9 @@ class MockLLMServer:
             "authorization": "Authorization" in request.headers,
         }
         self.log.append(entry)
+        if (refused := self._refused(request)) is not None:
+            entry["fault"] = "401"
+            return refused
         if self._over_hidden_limit():
             entry["fault"] = "429"
             return _error(429, "rate limit exceeded", retry_after=self.config.retry_after)

@@ -5,6 +5,7 @@ Every case talks to the real test server on loopback."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import time
 from collections import Counter, deque
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from critique_synth import generate
 from critique_synth.config import EndpointConfig
+from critique_synth.errors import UserError
 from critique_synth.llm import RAW_KEEP, LLMClient, LLMError
 from critique_synth.testserver import ODD_REPLIES, MockLLMServer
 
@@ -138,3 +140,22 @@ def test_a_bug_in_one_unit_is_that_units_reject_and_the_run_goes_on(
     assert all(r["reason"] == "internal_error" and "planted bug" in r["detail"] for r in rejects)
     assert len(read_jsonl(out / "critiques.jsonl")) == 10
     assert result.internal_errors == 2
+
+
+def test_credentials_in_a_base_url_are_sent_as_basic_auth_and_never_stored(
+    server: MockLLMServer, problems_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server.config.require_auth = ("Basic " + base64.b64encode(b"alice:s3cr3t-pw").decode(),)
+    host = server.base_url.removeprefix("http://")
+    out = tmp_path / "run"
+    config = _teacher_run(server, out, problems_file)
+    config["teacher"]["endpoint"]["base_urls"] = [f"http://alice:s3cr3t-pw@{host}?api_key=QUERYSECRET"]
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    generate(config, out=out)
+    assert len(read_jsonl(out / "critiques.jsonl")) == 12
+    for name in ("run.json", "critiques.jsonl"):
+        text = (out / name).read_text()
+        assert "s3cr3t-pw" not in text and "QUERYSECRET" not in text
+    monkeypatch.setenv("OPENAI_API_KEY", SECRET)
+    with pytest.raises(UserError, match="has credentials in its URL and an API key is set"):
+        generate(config, out=tmp_path / "other")
