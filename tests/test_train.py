@@ -2,22 +2,31 @@
 
 from __future__ import annotations
 
-import json
+import logging
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from typer.testing import CliRunner
 
 import critique_synth
-from critique_synth.testserver import MockLLMServer
+from critique_synth.cli import app
 from critique_synth.train.data import IGNORE, DataReport, Encoder, collate
-from critique_synth.train.loop import TargetLoss
+from critique_synth.train.loss import TargetLoss
 from critique_synth.train.tiny import make_model, make_tokenizer
 
-from .conftest import cli_env, read_jsonl, run_cli
+from .conftest import cli_env, read_jsonl
+
+
+def invoke(*args: str, code: int = 0) -> Any:
+    """The CLI in this process: the trainer's code path without a new interpreter's imports."""
+    result = CliRunner().invoke(app, list(args), env={"HF_HUB_OFFLINE": "1"})
+    assert result.exit_code == code, f"{result.output}\n{result.exception!r}"
+    return result
 
 
 def train_args(data: Path, model: Path, out: Path, steps: int, accum: int = 2, *extra: str) -> list[str]:
@@ -119,40 +128,112 @@ def test_loss_falls_on_a_fixed_batch(tiny: Path) -> None:
     assert losses[-1] < 0.6 * losses[0]
 
 
-def test_train_cli_end_to_end_both_objectives(tiny: Path, exported: Path, tmp_path: Path) -> None:
+# (model type, config attributes): each post-processes the output layer's logits in its forward.
+POSTPROCESSED = [
+    ("gemma2", {"final_logit_softcapping": 1.0, "head_dim": 8}),
+    ("cohere", {"logit_scale": 4.0}),
+    ("granite", {"logits_scaling": 0.25}),
+    ("hyperclovax", {"logits_scaling": 4.0}),  # multiplies where Granite divides: full forward
+]
+
+
+@pytest.mark.parametrize(("model_type", "extra"), POSTPROCESSED, ids=[m for m, _ in POSTPROCESSED])
+def test_target_loss_equals_the_models_own_logits(model_type: str, extra: dict[str, float]) -> None:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    sizes = {"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2}
+    config = AutoConfig.for_model(
+        model_type,
+        vocab_size=64,
+        num_key_value_heads=1,
+        initializer_range=0.5,
+        pad_token_id=0,
+        **sizes,
+        **extra,
+    )
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_config(config).eval()
+    input_ids = torch.randint(3, 64, (2, 12))
+    attention_mask = torch.ones_like(input_ids)
+    input_ids[1, 9:], attention_mask[1, 9:] = 0, 0
+    labels = input_ids.clone()
+    labels[:, :5], labels[1, 9:] = IGNORE, IGNORE
+    targets = labels[:, 1:]
+    mask = targets != IGNORE
+
+    def cross_entropy(logits: torch.Tensor) -> float:
+        return float(torch.nn.functional.cross_entropy(logits.float(), targets[mask], reduction="sum"))
+
+    with torch.no_grad():
+        reference = cross_entropy(
+            model(input_ids=input_ids, attention_mask=attention_mask).logits[:, :-1][mask]
+        )
+        hidden = model.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        head_only = cross_entropy(model.get_output_embeddings()(hidden[:, :-1][mask]))
+        loss_fn = TargetLoss(model)
+        loss = float(loss_fn(input_ids, attention_mask, labels))
+    assert head_only != pytest.approx(reference, rel=1e-2)  # the post-processing matters here
+    assert loss == pytest.approx(reference, rel=1e-5)
+    assert loss_fn.labelled_only is (model_type != "hyperclovax")  # logits only at targets where known
+
+
+def train_rows(out: Path) -> list[dict[str, Any]]:
+    rows = read_jsonl(out / "metrics.jsonl")
+    assert all(r["tokens"] > 0 and 0 <= r["padding_fraction"] < 1 for r in rows)
+    return rows
+
+
+def test_train_cli_end_to_end_both_objectives(
+    tiny: Path, exported: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     from transformers import AutoModelForCausalLM
 
+    caplog.set_level(logging.INFO)
     for objective in ("cft", "sft"):
         out = tmp_path / objective
-        result = run_cli(*train_args(exported, tiny, out, 3, 2, "--objective", objective, "--cutoff", "1024"))
-        assert result.returncode == 0, result.stderr
-        assert "lr 0.001 | epochs 1 | cosine schedule, warmup ratio 0.1 | cutoff 1024" in result.stderr
-        rows = read_jsonl(out / "metrics.jsonl")
+        result = invoke(*train_args(exported, tiny, out, 3, 2, "--objective", objective, "--cutoff", "1024"))
+        assert "trained 3 steps" in result.output
+        rows = train_rows(out)
         assert [r["step"] for r in rows] == [1, 2, 3]
-        assert all(r["tokens"] > 0 and 0 <= r["padding_fraction"] < 1 for r in rows)
+        # the rate each step used: cosine from 1e-3 over 3 steps, no warmup (int(0.1 * 3) = 0)
+        assert [r["lr"] for r in rows] == pytest.approx([1e-3, 7.5e-4, 2.5e-4])
         AutoModelForCausalLM.from_pretrained(out)
+    assert "lr 0.001 | epochs 1 | cosine schedule, warmup ratio 0.1 | cutoff 1024" in caplog.text
 
 
-def test_resume_gives_the_same_next_step_loss(tiny: Path, exported: Path, tmp_path: Path) -> None:
+def test_resume_gives_the_same_next_step_loss_and_no_duplicate_metrics(
+    tiny: Path, exported: Path, tmp_path: Path
+) -> None:
     full, resumed = tmp_path / "full", tmp_path / "resumed"
-    assert run_cli(*train_args(exported, tiny, full, 4, 2, "--save-every", "2")).returncode == 0
+    invoke(*train_args(exported, tiny, full, 4, 2, "--save-every", "2"))
     assert (full / "checkpoints" / "step-0000002" / "tokenizer_config.json").exists()
-    shutil.copytree(full / "checkpoints", resumed / "checkpoints")
-    result = run_cli(*train_args(exported, tiny, resumed, 4, 2, "--save-every", "2", "--resume"))
-    assert result.returncode == 0, result.stderr
-    uninterrupted = {r["step"]: r["loss"] for r in read_jsonl(full / "metrics.jsonl")}
-    after_resume = {r["step"]: r["loss"] for r in read_jsonl(resumed / "metrics.jsonl")}
-    assert sorted(after_resume) == [3, 4]
-    for step in (3, 4):
-        assert after_resume[step] == pytest.approx(uninterrupted[step], rel=1e-5)
+    # as a run killed after step 3 leaves it: checkpoint 2, metrics through step 3
+    resumed.mkdir()
+    shutil.copytree(full / "checkpoints" / "step-0000002", resumed / "checkpoints" / "step-0000002")
+    lines = (full / "metrics.jsonl").read_text().splitlines()
+    (resumed / "metrics.jsonl").write_text("\n".join(lines[:3]) + "\n" + lines[3][:20])  # a torn last line
+    invoke(*train_args(exported, tiny, resumed, 4, 2, "--save-every", "2", "--resume"))
+    uninterrupted = train_rows(full)
+    after_resume = train_rows(resumed)
+    assert [r["step"] for r in after_resume] == [1, 2, 3, 4]
+    assert after_resume[:2] == uninterrupted[:2]  # rows before the checkpoint kept as they were
+    for step in (2, 3):
+        assert after_resume[step]["loss"] == pytest.approx(uninterrupted[step]["loss"], rel=1e-5)
+        assert after_resume[step]["lr"] == pytest.approx(uninterrupted[step]["lr"])
+
+
+def test_a_fresh_run_starts_its_metrics_anew(tiny: Path, exported: Path, tmp_path: Path) -> None:
+    out = tmp_path / "again"
+    invoke(*train_args(exported, tiny, out, 2, 1))
+    invoke(*train_args(exported, tiny, out, 1, 1))
+    assert [r["step"] for r in train_rows(out)] == [1]
 
 
 def test_lora_trains_and_saves_an_adapter(tiny: Path, exported: Path, tmp_path: Path) -> None:
     from peft import AutoPeftModelForCausalLM
 
     out = tmp_path / "lora"
-    result = run_cli(*train_args(exported, tiny, out, 2, 1, "--lora"))
-    assert result.returncode == 0, result.stderr
+    invoke(*train_args(exported, tiny, out, 2, 1, "--lora"))
     assert (out / "adapter_model.safetensors").exists() and not (out / "model.safetensors").exists()
     assert AutoPeftModelForCausalLM.from_pretrained(out).peft_config["default"].r == 16
 
@@ -181,49 +262,14 @@ def test_ddp_on_two_cpu_processes(tiny: Path, exported: Path, tmp_path: Path) ->
     rows = read_jsonl(out / "metrics.jsonl")
     assert [r["step"] for r in rows] == [1, 2]
     assert all(0 <= r["padding_fraction"] < 1 for r in rows)
-    # one scheduler step per optimizer step: halfway down the cosine after step 1 of 2
-    assert rows[0]["lr"] == pytest.approx(5e-4)
+    # one scheduler step per optimizer step: step 2 of 2 uses the rate halfway down the cosine
+    assert [r["lr"] for r in rows] == pytest.approx([1e-3, 5e-4])
 
 
-def test_eval_scores_answer_forms_against_gold(server: MockLLMServer, tmp_path: Path) -> None:
-    problems = [
-        ("q1", "How many pears, case one?", "42", "So the total is \\boxed{42}."),
-        ("q2", "How many pears, case two?", "17", "Adding up:\n#### 17"),
-        ("q3", "How many pears, case three?", "6", "The answer is 5."),
-        ("q4", "What fraction, case four?", "0.5", "It is \\boxed{\\frac{1}{2}}."),
-    ]
-    path = tmp_path / "problems.jsonl"
-    path.write_text(
-        "".join(json.dumps({"id": i, "question": q, "answer": a}) + "\n" for i, q, a, _ in problems)
-    )
-    server.config.answers = {q: reply for _, q, _, reply in problems}
-    out = tmp_path / "eval.jsonl"
-    result = run_cli("eval", "--model", server.base_url, "--data", str(path), "--out", str(out))
-    assert result.returncode == 0, result.stderr
-    assert "accuracy 0.7500 (3/4)" in result.stdout
-    rows = {r["id"]: r for r in read_jsonl(out)}
-    assert [rows[i]["correct"] for i in ("q1", "q2", "q3", "q4")] == [True, True, False, True]
-    assert rows["q2"]["final_answer"] == "17"
-
-
-def test_local_eval_batches_like_single_requests(tiny: Path, tmp_path: Path) -> None:
-    from critique_synth.train import EvalOptions, evaluate
-
-    runs = {}
-    for batch_size in (1, 3):
-        out = tmp_path / f"eval-{batch_size}.jsonl"
-        evaluate(EvalOptions(model=str(tiny), limit=3, batch_size=batch_size, max_new_tokens=6, out=out))
-        runs[batch_size] = [r["response"] for r in read_jsonl(out)]
-    assert len(runs[1]) == 3 and runs[1] == runs[3]
-
-
-def test_train_without_the_extra_says_what_to_install(tmp_path: Path) -> None:
-    code = "import sys; sys.modules['torch'] = None; from critique_synth.cli import main; main()"
-    result = subprocess.run(
-        [sys.executable, "-c", code, "train", "--data", "x", "--model", "m", "--out", str(tmp_path / "o")],
-        capture_output=True,
-        text=True,
-        env=cli_env(),
-    )
-    assert result.returncode == 2
-    assert "pip install 'critique-synth[train]'" in result.stderr
+def test_train_without_the_extra_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
+    monkeypatch.delitem(sys.modules, "critique_synth.train.loop")  # so its import runs again
+    result = invoke("train", "--data", "x", "--model", "m", "--out", str(tmp_path / "o"), code=2)
+    assert "pip install 'critique-synth[train]'" in result.output

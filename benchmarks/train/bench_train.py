@@ -42,13 +42,12 @@ TRL = """
 import json, sys, time
 import torch
 from datasets import load_dataset
-from transformers import AutoModelForCausalLM, AutoTokenizer
 from trl import SFTConfig, SFTTrainer
+from critique_synth.train.models import load
 data, model_path, out = sys.argv[1], sys.argv[2], sys.argv[3]
 batch, steps = int(sys.argv[4]), int(sys.argv[5])
 dataset = load_dataset(data, "trl", split="train")
-tokenizer = AutoTokenizer.from_pretrained(model_path)
-model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+model, tokenizer = load(model_path, dtype=torch.float32)  # as critique-synth train loads it
 seen = {"tokens": 0, "slots": 0}
 
 class Counting(SFTTrainer):

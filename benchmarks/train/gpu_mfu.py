@@ -36,6 +36,7 @@ def main() -> None:
 
     import critique_synth
     from critique_synth.train import TrainOptions, train
+    from critique_synth.train.models import load_model
     from critique_synth.train.tiny import make_model
 
     shape = (
@@ -55,9 +56,7 @@ def main() -> None:
         run = critique_synth.generate({"limit": args.problems, "students": {"samples": 4}}, out=tmp / "run")
         assert run.dataset is not None
         model_path = make_model(tmp / "model", **shape)
-        from transformers import AutoModelForCausalLM
-
-        model = AutoModelForCausalLM.from_pretrained(model_path)
+        model = load_model(str(model_path))
         embedding = model.get_input_embeddings().weight.numel()
         params = sum(p.numel() for p in model.parameters())
         flops_params = params - embedding + model.config.vocab_size * model.config.hidden_size

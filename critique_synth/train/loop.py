@@ -4,8 +4,7 @@ Both objectives are the same loop on different (prompt, target) pairs: CFT train
 critique given question + noisy solution, SFT on the solution given the question. The loss
 is summed over target tokens and divided by the target tokens of the whole accumulation
 window (across processes too), so every target token weighs the same however batches fall.
-Logits are computed only at positions that have a label, which matters for CFT, where the
-prompt (question + solution) is often longer than the critique.
+Logits are computed only at positions that have a label (see loss.py for when and why not).
 """
 
 from __future__ import annotations
@@ -26,32 +25,13 @@ from torch import nn
 
 from ..errors import UserError
 from .data import IGNORE, DataReport, Example, build_examples, collate, epoch_batches
+from .loss import TargetLoss
+from .models import load
 from .options import TrainOptions
 
 log = logging.getLogger(__name__)
 STATE = "trainer_state.json"
-
-
-class TargetLoss(nn.Module):
-    """Sum of next-token cross-entropy over labelled positions.
-
-    A module (not a function) so DDP/FSDP wrap it and its forward is the one they hook.
-    """
-
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, labels: torch.Tensor
-    ) -> torch.Tensor:
-        base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-        hidden = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        targets = labels[:, 1:]
-        mask = targets != IGNORE
-        logits = base.get_output_embeddings()(hidden[:, :-1][mask])
-        loss = nn.functional.cross_entropy(logits.float(), targets[mask], reduction="sum")
-        return loss
+METRICS = "metrics.jsonl"
 
 
 @dataclass
@@ -63,15 +43,7 @@ class TrainResult:
 
 
 def _load_model(options: TrainOptions) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(options.model)
-        model = AutoModelForCausalLM.from_pretrained(options.model, dtype=torch.float32)
-    except (OSError, ValueError) as exc:
-        raise UserError(f"cannot load model {options.model!r}: {exc}") from None
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
+    model, tokenizer = load(options.model, dtype=torch.float32)
     model.config.use_cache = False
     if options.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -148,9 +120,7 @@ def train(options: TrainOptions) -> TrainResult:
     options.out.mkdir(parents=True, exist_ok=True)
     step = _resume(accelerator, options) if options.resume else 0
     batches = _micro_batches(examples, options, rank, world, step * options.grad_accum)
-    metrics = (
-        (options.out / "metrics.jsonl").open("a", encoding="utf-8") if accelerator.is_main_process else None
-    )
+    metrics = _open_metrics(options.out / METRICS, step) if accelerator.is_main_process else None
     pad_id = tokenizer.pad_token_id
     started, loss_value, first_step, session_tokens = time.perf_counter(), float("nan"), step, 0
     loss_fn.train()
@@ -173,6 +143,7 @@ def train(options: TrainOptions) -> TrainResult:
                 accelerator.backward(total * world / window_targets)
             loss_sum += total.detach()
         accelerator.clip_grad_norm_(loss_fn.parameters(), options.max_grad_norm)
+        lr = scheduler.get_last_lr()[0]  # the rate this step uses; scheduler.step() sets the next one
         optimizer.step()
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
@@ -191,7 +162,7 @@ def train(options: TrainOptions) -> TrainResult:
         row = {
             "step": step,
             "loss": loss_value,
-            "lr": scheduler.get_last_lr()[0],
+            "lr": lr,
             "tokens": tokens,
             "target_tokens": int(window_targets),
             "padding_fraction": 1 - tokens / padded,
@@ -276,6 +247,28 @@ def _resume(accelerator: Any, options: TrainOptions) -> int:
     state = json.loads((folders[-1] / STATE).read_text(encoding="utf-8"))
     log.info("resumed from %s (step %d)", folders[-1], state["step"])
     return int(state["step"])
+
+
+def _open_metrics(path: Path, start: int) -> Any:
+    """The metrics file for appending, holding only the rows of steps up to `start`.
+
+    A resumed run repeats the steps after its checkpoint, and a fresh run (start 0) begins
+    again, so rows those steps wrote before would otherwise appear twice. A torn last line
+    (a kill mid-write) is dropped too.
+    """
+    kept = []
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= start:
+                kept.append(line + "\n")
+    partial = path.with_name(path.name + ".tmp")
+    partial.write_text("".join(kept), encoding="utf-8")
+    partial.replace(path)
+    return path.open("a", encoding="utf-8")
 
 
 def _save_final(accelerator: Any, loss_fn: Any, tokenizer: Any, out: Path) -> None:
