@@ -330,7 +330,17 @@ def train_cmd(
 @app.command("eval")
 def eval_cmd(
     model: Annotated[str, typer.Option(help="model path/name, or an OpenAI-compatible base URL")],
-    data: Annotated[str | None, typer.Option(help="problems with gold answers; default: bundled")] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="problems with gold answers: file, folder, exported dataset (its cft config) or Hub id; "
+            "default: the bundled held-out set (eval_problems.jsonl), which shares no question with "
+            "the sample generate uses"
+        ),
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="split of a folder or Hub id (default test)")] = None,
+    config_name: Annotated[str | None, typer.Option(help="dataset config (an export: cft)")] = None,
+    field: Annotated[list[str] | None, typer.Option(help="ROLE=COLUMN, e.g. answer=gold_answer")] = None,
     served_model: Annotated[str | None, typer.Option(help="model name at the endpoint")] = None,
     limit: Annotated[int | None, typer.Option(help="at most N problems")] = None,
     batch_size: Annotated[int | None, typer.Option(help="local generation batch")] = None,
@@ -342,6 +352,8 @@ def eval_cmd(
     values = {
         "model": model,
         "data": data,
+        "split": split,
+        "config_name": config_name,
         "served_model": served_model,
         "limit": limit,
         "batch_size": batch_size,
@@ -349,7 +361,14 @@ def eval_cmd(
         "out": out,
     }
     try:
-        result = run_evaluate(_options(EvalOptions, values))
+        fields = {}
+        for item in field or []:
+            role, sep, column = item.partition("=")
+            if not sep:
+                raise UserError(f"--field {item!r}: use ROLE=COLUMN, e.g. --field answer=gold_answer")
+            fields[role] = column
+        values["fields"] = fields or None
+        result = run_evaluate(_options(EvalOptions, values), console=err)
     except UserError as exc:
         raise _fail(str(exc)) from None
     print(f"accuracy {result.accuracy:.4f} ({result.correct}/{result.total}); per problem: {result.out}")

@@ -10,10 +10,13 @@ import pytest
 from click.testing import Result
 from typer.testing import CliRunner
 
+from critique_synth.arithmetic import evaluate, find_claims
 from critique_synth.cli import app
 from critique_synth.config import TeacherConfig
+from critique_synth.critic import builtin_critique
 from critique_synth.records import Problem
 from critique_synth.teachers import LLMTeacher
+from critique_synth.verify import answers_match, check_response
 
 from .conftest import read_jsonl
 
@@ -113,6 +116,23 @@ def test_hostile_numbers_and_expressions_are_critiqued(
     added = _added(out, before)
     assert {r["problem"]["id"] for r in added} == done_ids
     assert not read_jsonl(out / "rejected.jsonl")
+
+
+def test_the_checkers_take_hostile_text_from_any_student() -> None:
+    """LLM students write text no source screened: the checkers themselves must not crash."""
+    big = "9" * 5000
+    assert evaluate(["("] * 3000 + ["2"] + [")"] * 3000) is None
+    assert evaluate(["-"] * 3000 + ["2"]) is None
+    assert evaluate(["10" * 150, "*"] * 20 + ["2"]) is None, "a value past float range is not checked"
+    assert evaluate(["(", "2", "+", "3", ")", "*", "4"]) == 20
+    assert find_claims(f"2 * {big} = 1{big}") == ()
+    assert [c.holds for c in find_claims("2 * 4 = 9")] == [False]
+    assert answers_match(big, big) and not answers_match(big, "9")
+    assert check_response(f"So 2 * 3 = 6.\n#### {big}", big) == (big, True)
+    critique = builtin_critique(
+        Problem(id="x", question="q", answer="8"), "(" * 3000 + "2 * 4" + ")" * 3000 + " = 8"
+    )
+    assert critique.verdict == "right"
 
 
 def test_a_config_file_with_a_byte_order_mark_loads(tmp_path: Path) -> None:
