@@ -12,6 +12,8 @@ from ..errors import UserError
 from .options import EvalOptions, TrainOptions
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from .evaluate import EvalResult
     from .loop import TrainResult
 
@@ -30,8 +32,8 @@ def train(options: TrainOptions) -> TrainResult:
     return run(options)
 
 
-def evaluate(options: EvalOptions) -> EvalResult:
-    """Score a model, local or served, on math problems against gold answers."""
+def evaluate(options: EvalOptions, console: Console | None = None) -> EvalResult:
+    """Score a model, local or served, on math problems against gold answers; progress on `console`."""
     from .evaluate import evaluate as run
 
-    return run(options)
+    return run(options, console)

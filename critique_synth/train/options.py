@@ -41,7 +41,16 @@ class EvalOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model: str = Field(description="a local model path/name, or an http(s) OpenAI-compatible base URL")
-    data: str | None = Field(default=None, description="problems (as for generate); default: bundled")
+    data: str | None = Field(
+        default=None,
+        description="problems (file, folder, exported dataset or Hub id); default: the bundled held-out "
+        "eval set (eval_problems.jsonl), disjoint from the sample generate trains on",
+    )
+    split: str = Field(default="test", description="split of a dataset folder, export or Hub dataset")
+    config_name: str | None = Field(default=None, description="dataset config; an export: cft")
+    fields: dict[str, str] = Field(
+        default_factory=dict, description="role -> column (id, question, answer); an export maps itself"
+    )
     served_model: str | None = Field(default=None, description="model name at the endpoint")
     limit: int | None = Field(default=None, ge=1)
     batch_size: int = Field(default=8, ge=1)
