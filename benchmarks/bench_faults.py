@@ -11,6 +11,9 @@ rpm:    600 requests/minute and a tokens/minute limit configured, two minutes: t
         measured at the server, and the busiest 60-second window.
 hidden: the server answers 429 over its own (hidden) 600 requests/minute; the client has no
         configured limit: where it settles, and how often it is refused.
+burst:  429s answered at once (as real APIs send them) at 2% and 10%, a 90% storm and an
+        exhausted quota, next to a no-fault run: throughput and time to finish.
+hostile: replies of 200 MB, gzip bombs and endless bodies: peak RSS and the rejects file size.
 """
 
 from __future__ import annotations
@@ -179,9 +182,71 @@ def part_hidden(tmp: Path, seconds: int) -> list[str]:
     ]
 
 
+def part_burst(tmp: Path, requests: int) -> list[str]:
+    rows = [
+        "| run | units | critiques | rejected (reason: n) | requests sent | wall s | units/s "
+        "| vs no faults |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    clean_rate = None
+    cases = [
+        ("no faults", requests, []),
+        ("2% immediate 429", requests, ["--fault", "429now=0.02"]),
+        ("10% immediate 429", requests, ["--fault", "429now=0.10"]),
+        ("90% immediate 429 (storm)", 40, ["--fault", "429now=0.90"]),
+        ("100% 429, insufficient_quota", 10, ["--fault", "quota=1.0"]),
+        ("100% immediate 429", 10, ["--fault", "429now=1.0"]),
+    ]
+    for i, (name, units, faults) in enumerate(cases):
+        problems = make_problems(tmp / f"burst-{units}.jsonl", units)
+        out = tmp / f"burst-{i}"
+        with Server("--latency", "0.2", "--retry-after", "0.5", *faults) as server:
+            config = teacher_config(server.url, problems, 64, max_retries=6)
+            result, _ = run_child(GENERATE, json.dumps(config), str(out))
+            sent = len(server.log())
+        rejected = Counter(r["reason"] for r in _lines(out / "rejected.jsonl"))
+        rate = units / result["wall"]
+        clean_rate = clean_rate or rate
+        rows.append(
+            f"| {name} | {units:,} | {result['critiques']:,} | {dict(rejected) or 0} | {sent:,} "
+            f"| {result['wall']:.1f} | {rate:.0f} | {rate / clean_rate:.2f}x |"
+        )
+        assert result["critiques"] + sum(rejected.values()) == units, "a unit went missing"
+    return [
+        "200 ms latency, concurrency 64, Retry-After 0.5 s on each 429, up to 6 retries; the 429s "
+        "come back at once, before the latency",
+        "",
+        *rows,
+    ]
+
+
+def part_hostile(tmp: Path, units: int) -> list[str]:
+    rows = ["| replies | units | rejected (reason: n) | peak RSS MiB | rejected.jsonl KiB | wall s |"]
+    rows.append("|---|---|---|---|---|---|")
+    problems = make_problems(tmp / "hostile.jsonl", units)
+    for name, fault in (
+        ("none (baseline)", []),
+        ("200 MB bodies", ["--fault", "huge=1.0"]),
+        ("gzip bombs (200 MB of zeros)", ["--fault", "gzip_bomb=1.0"]),
+        ("endless chunked bodies", ["--fault", "endless=1.0"]),
+    ):
+        out = tmp / f"hostile-{len(rows)}"
+        with Server("--huge-bytes", "200000000", *fault) as server:
+            config = teacher_config(server.url, problems, 8, max_retries=1)
+            result, rss = run_child(GENERATE, json.dumps(config), str(out))
+        rejected = Counter(r["reason"] for r in _lines(out / "rejected.jsonl"))
+        size = (out / "rejected.jsonl").stat().st_size / 1024
+        rows.append(
+            f"| {name} | {units} | {dict(rejected) or 0} | {rss / 1024:.0f} | {size:.1f} "
+            f"| {result['wall']:.1f} |"
+        )
+    return ["default max_reply_bytes (10 MB), concurrency 8", "", *rows]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--part", choices=["resume", "faults", "rpm", "hidden", "all"], default="all")
+    parts = ["resume", "faults", "rpm", "hidden", "burst", "hostile", "all"]
+    parser.add_argument("--part", choices=parts, default="all")
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seconds", type=int, default=120)
@@ -203,6 +268,10 @@ def main() -> None:
             lines += ["### Configured rate limits", "", *part_rpm(tmp, args.seconds), ""]
         if args.part in ("hidden", "all"):
             lines += ["### A server's own (hidden) limit", "", *part_hidden(tmp, args.seconds), ""]
+        if args.part in ("burst", "all"):
+            lines += ["### Immediate 429s", "", *part_burst(tmp, 2000), ""]
+        if args.part in ("hostile", "all"):
+            lines += ["### Hostile reply bodies", "", *part_hostile(tmp, 20), ""]
     print("\n".join(lines))
 
 

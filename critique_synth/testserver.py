@@ -385,6 +385,7 @@ def main() -> None:
     parser.add_argument("--retry-after", type=float, default=0.05)
     parser.add_argument("--hidden-rpm", type=int)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--huge-bytes", type=int, default=200_000_000, help="size of huge/bomb bodies")
     args = parser.parse_args()
     faults = {name: float(rate) for name, _, rate in (f.partition("=") for f in args.fault)}
     unknown = set(faults) - set(FAULTS)
@@ -397,6 +398,7 @@ def main() -> None:
         hang=args.hang,
         seed=args.seed,
         hidden_rpm=args.hidden_rpm,
+        huge_bytes=args.huge_bytes,
     )
     server = MockLLMServer(config, args.host, args.port)
     web.run_app(server.app(), host=args.host, port=args.port, access_log=None, print=None)
