@@ -51,7 +51,7 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str, code: int = 2) -> typer.Exit:
     err.print(Text("error: ", style="bold red") + Text(message))
     return typer.Exit(2)
 
@@ -124,6 +124,12 @@ def generate(
             err.print(f"dataset: {result.dataset.path} ({result.dataset.rows:,} rows)")
         if push_to_hub and result.dataset is not None:
             err.print(f"pushed: {run_push(result.dataset.path, push_to_hub, private=private)}")
+        if result.internal_errors:
+            raise _fail(
+                f"{result.internal_errors} unit(s) hit an internal error (a bug; rejected.jsonl has "
+                "reason internal_error with the traceback): please report it",
+                code=1,
+            )
     except UserError as exc:
         raise _fail(str(exc)) from None
     except KeyboardInterrupt:

@@ -55,6 +55,10 @@ class EndpointConfig(_Strict):
     timeout: float = Field(default=120.0, gt=0, description="seconds for one request")
     max_retries: int = Field(default=6, ge=0)
     prices: dict[str, Price] = Field(default_factory=dict)
+    max_retry_after: float = Field(default=60.0, ge=0, description="cap on a server's Retry-After, seconds")
+    max_reply_bytes: int = Field(
+        default=10_000_000, ge=1024, description="larger replies (decompressed) are rejected as too_large"
+    )
 
     @field_validator("base_urls")
     @classmethod
@@ -86,6 +90,18 @@ def _check_host_and_port(url: str) -> None:
 
 
 class FieldMap(_Strict):
+_TRANSPORT_ONLY = (
+    "concurrency",
+    "rpm",
+    "tpm",
+    "timeout",
+    "max_retries",
+    "max_retry_after",
+    "max_reply_bytes",
+    "base_urls",
+)
+
+
     """Which source column holds each part of a problem."""
 
     id: str | None = "id"
@@ -181,7 +197,7 @@ class RunConfig(_Strict):
             relevant[side]["prompt"] = _local_identity(prompt) if Path(prompt).suffix else prompt
         for side in ("students", "teacher"):
             endpoint = relevant[side]["endpoint"]
-            for key in ("concurrency", "rpm", "tpm", "timeout", "max_retries", "base_urls"):
+            for key in _TRANSPORT_ONLY:
                 endpoint.pop(key)
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
@@ -277,6 +278,26 @@ class _Runner:
                 await asyncio.gather(*pending)
 
     async def _unit(self, problem: Problem, sample: Sample, key: str) -> None:
+        """One unit of work; a bug while doing it becomes that unit's reject, not the run's end."""
+        try:
+            await self._do_unit(problem, sample, key)
+        except Exception as exc:
+            log.warning(
+                "internal error on problem %s (%s); recorded with its traceback in rejected.jsonl",
+                problem.id,
+                type(exc).__name__,
+            )
+            await self.out.put(
+                Rejection(
+                    key=key,
+                    problem_id=problem.id,
+                    stage="teacher",
+                    reason="internal_error",
+                    detail=traceback.format_exc(limit=8)[-4000:],
+                )
+            )
+
+    async def _do_unit(self, problem: Problem, sample: Sample, key: str) -> None:
         response = self.store.cached_responses.pop(sample.key, None)
         if response is None:
             try:
