@@ -53,7 +53,7 @@ def _setup_logging(verbose: bool) -> None:
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
     err.print(Text("error: ", style="bold red") + Text(message))
-    return typer.Exit(2)
+    return typer.Exit(code)
 
 
 @app.command()
