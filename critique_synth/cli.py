@@ -222,7 +222,9 @@ def export_cmd(
     except UserError as exc:
         raise _fail(str(exc)) from None
     dropped = result.counts["dropped"] or "none"
-    err.print(f"dataset: {result.path} ({result.rows:,} rows; dropped {dropped})")
+    unreadable = result.counts["unreadable_lines"]
+    skipped = f"; skipped {unreadable:,} unreadable line(s), see the warnings above" if unreadable else ""
+    err.print(f"dataset: {result.path} ({result.rows:,} rows; dropped {dropped}{skipped})")
 
 
 @app.command("push-to-hub")

@@ -3,19 +3,32 @@
     out/README.md                    dataset card (YAML: configs, sizes, license, tasks)
     out/dataset_info.json            LLaMA-Factory entries (`dataset: cft`, `sft`, `messages`)
     out/data/<format>/<split>-00000-of-00001.parquet
+    out/.critique-synth-export       marker: export made this folder and may replace it
 
 Records stream from the stores in one pass (two when rebalancing verdicts, which needs the
 counts first), so memory does not grow with the run, apart from one 8-byte hash a record
-for merging shards and dropping duplicates. The folder is built beside `out` and swapped in
-at the end: a failed export leaves the previous one in place.
+for merging shards and dropping duplicates. Each run directory is read under its shared lock,
+so never while `generate` writes it. A line that does not parse is skipped, counted and
+named in a warning: `generate` skips and redoes it too, so it must not block an export.
+
+Export deletes nothing it did not write: `out` must be new, empty, or an earlier export
+(it carries the marker). The folder is built beside `out`, the old one is renamed aside,
+the new one renamed in, and only then is the old one removed: a crash at any point leaves
+a whole dataset at `out` (or, between the two renames, beside it).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import shutil
+import tempfile
+import time
+import uuid
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,16 +36,22 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from . import __version__
 from .card import render_card
 from .config import ExportOptions
 from .errors import UserError
 from .filters import Filters, balance_keep_rates, fraction_of, split_of, token_counter
 from .fingerprint import unit_hash
 from .formats import CRITIQUE_ROWS, SCHEMAS, cft_row, llamafactory_info, sft_row
+from .lock import RunLock
 from .records import CritiqueRecord
-from .store import CRITIQUES, iter_lines
+from .store import CRITIQUES, RUN, iter_lines
+
+log = logging.getLogger(__name__)
 
 BATCH = 5000
+MARKER = ".critique-synth-export"
+_WARN_LINES = 20  # unreadable lines named one by one per file; the rest only counted
 
 
 @dataclass
@@ -42,8 +61,9 @@ class ExportResult:
     counts: dict[str, Any] = field(default_factory=dict)
 
 
-def iter_records(run_dirs: list[Path]) -> Iterator[CritiqueRecord]:
-    """Records of every run directory, each key once (shards of one job may overlap)."""
+def iter_records(run_dirs: list[Path], unreadable: Counter[str] | None = None) -> Iterator[CritiqueRecord]:
+    """Records of every run directory, each key once (shards of one job may overlap). Lines
+    that do not parse are left out; with `unreadable`, counted by file and logged."""
     seen: set[int] = set()
     for run_dir in run_dirs:
         path = run_dir / CRITIQUES
@@ -53,7 +73,11 @@ def iter_records(run_dirs: list[Path]) -> Iterator[CritiqueRecord]:
             try:
                 record = CritiqueRecord.model_validate_json(line)
             except ValueError:
-                raise UserError(f"{path}:{number}: not a valid critique record") from None
+                if unreadable is not None:
+                    unreadable[str(path)] += 1
+                    if unreadable[str(path)] <= _WARN_LINES:
+                        log.warning("%s:%d: unreadable line skipped (generate redoes its unit)", path, number)
+                continue
             key = int(record.key[:16], 16)
             if key not in seen:
                 seen.add(key)
@@ -136,23 +160,51 @@ def export(
     dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(d) for d in run_dirs]
     out = Path(out)
     options = options or ExportOptions()
-    count_tokens = token_counter(options)
-    rates = _balance_rates(dirs, options, count_tokens)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    check_out(out)
+    for run_dir in dirs:
+        if not (run_dir / CRITIQUES).exists():
+            raise UserError(f"{run_dir}: no {CRITIQUES}; is this a critique-synth run directory?")
+    with ExitStack() as locks:
+        for run_dir in dict.fromkeys(d.resolve() for d in dirs):
+            locks.enter_context(RunLock(run_dir, "export", shared=True))
+        count_tokens = token_counter(options)
+        rates = _balance_rates(dirs, options, count_tokens)
+        tmp = _make_tmp(out)
+        try:
+            sizes, counts = _write(dirs, tmp, options, count_tokens, rates)
+            check_out(out)
+            _swap_in(tmp, out)
+        except OSError as exc:
+            raise UserError(
+                f"{out}: cannot write the dataset ({exc.strerror or exc}); any earlier export there is kept"
+            ) from None
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    main_rows = sum(s["rows"] for s in sizes.get(options.formats[0], {}).values())
+    return ExportResult(out, int(main_rows), counts)
+
+
+def _write(
+    dirs: list[Path], tmp: Path, options: ExportOptions, count_tokens: Any, rates: dict[str, float]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The whole dataset folder in `tmp`; its sizes and counts."""
     writers = _Writers(tmp)
     writers.add(options.formats[0], "train", None)
     filters = Filters(options, count_tokens)
     critique_formats = [f for f in options.formats if f in CRITIQUE_ROWS]
     sft_pairs: set[int] = set()
+    unreadable: Counter[str] = Counter()
     records = 0
     samples: list[dict[str, Any]] = []
     try:
-        for record in iter_records(dirs):
+        for record in iter_records(dirs, unreadable):
             records += 1
             split = split_of(record.problem.id, options.test_size)
-            if "sft" in options.formats and record.response.final_correct and _fits(record, options, count_tokens):
+            if (
+                "sft" in options.formats
+                and record.response.final_correct
+                and _fits(record, options, count_tokens)
+            ):
                 pair = unit_hash(record.problem.question, record.response.text)
                 if pair not in sft_pairs:
                     sft_pairs.add(pair)
@@ -171,19 +223,74 @@ def export(
                 samples.append(cft_row(record))
     finally:
         sizes = writers.close()
+    for path, n in unreadable.items():
+        log.warning("%s: %d unreadable line(s) skipped in all", path, n)
     counts = {
         "records_read": records,
+        "unreadable_lines": sum(unreadable.values()),
         "dropped": dict(filters.dropped),
         "rows": {fmt: {split: s["rows"] for split, s in splits.items()} for fmt, splits in sizes.items()},
     }
     files = {fmt: {split: str(s["path"]) for split, s in splits.items()} for fmt, splits in sizes.items()}
     (tmp / "dataset_info.json").write_text(json.dumps(llamafactory_info(files), indent=2), encoding="utf-8")
     (tmp / "README.md").write_text(render_card(sizes, dirs, options, counts, samples), encoding="utf-8")
+    marker = {"made_by": "critique-synth export", "version": __version__, "created_at": time.time()}
+    (tmp / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
+    return sizes, counts
+
+
+def check_out(out: Path) -> None:
+    """Refuse an `out` holding anything export did not write: export replaces its `out`."""
+    if out.is_symlink():
+        raise UserError(f"{out} is a symbolic link; give export the real folder, or a new path")
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise UserError(f"{out} is an existing file; export writes a folder: choose a new path")
+    if _is_run_dir(out):
+        raise UserError(
+            f"{out} is a run directory ({CRITIQUES}, {RUN}); export replaces its target: "
+            f"choose a new folder such as {out / 'dataset'}"
+        )
+    if not (out / MARKER).is_file():
+        if next(out.iterdir(), None) is not None:
+            raise UserError(
+                f"{out} is a folder export did not make (not empty, no {MARKER}) and export replaces "
+                "its target: remove it if it is an old export, or choose a new or empty folder"
+            )
+        return
+    for below, _, _ in os.walk(out):
+        if _is_run_dir(Path(below)):
+            raise UserError(f"{out} holds a run directory ({below}); choose another folder for the dataset")
+
+
+def _is_run_dir(path: Path) -> bool:
+    return (path / CRITIQUES).exists() or (path / RUN).exists()
+
+
+def _make_tmp(out: Path) -> Path:
+    """A new, empty folder beside `out` (same filesystem, so the renames are atomic)."""
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".export-tmp", dir=out.parent))
+    except OSError as exc:
+        raise UserError(f"{out.parent}: cannot make a folder for the dataset ({exc.strerror})") from None
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Old folder aside, new one in, old one removed: `out` is never a half-written dataset."""
+    old = None
     if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    main_rows = sum(s["rows"] for s in sizes.get(options.formats[0], {}).values())
-    return ExportResult(out, int(main_rows), counts)
+        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:12]}")
+        os.rename(out, old)
+    try:
+        os.rename(tmp, out)
+    except OSError:
+        if old is not None:
+            os.rename(old, out)
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def _fits(record: CritiqueRecord, options: ExportOptions, count_tokens: Any) -> bool:

@@ -32,7 +32,7 @@ from .teachers import BuiltinTeacher, LLMTeacher, Teacher, TeacherRejected
 log = logging.getLogger(__name__)
 
 _DONE = object()
-_RUN_JSON_EVERY = 5.0
+_RUN_JSON_EVERY = 0.5  # seconds; at most this much of the request count is lost to a SIGKILL
 
 
 @dataclass
@@ -119,7 +119,7 @@ async def iter_run(
             "source": describe_source(config.problems),
             "prompts": _prompts(parts),
         }
-        last_save = time.monotonic()
+        last_save = float("-inf")  # the first record saves run.json at once
 
         def count_requests() -> None:
             stats.requests = base_requests + sum(c.stats.requests for c in parts.clients)
@@ -139,7 +139,7 @@ async def iter_run(
         finally:
             count_requests()
             store.flush()
-            store.write_run(stats, {**extra, "finished": finished})
+            store.write_run(stats, {**extra, "finished": finished}, final=True)
 
 
 def _describe_students(config: RunConfig) -> str:

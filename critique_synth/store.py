@@ -4,7 +4,19 @@
 reason; `responses.jsonl` caches sampled student responses so a resumed run critiques the
 same response instead of sampling a new one; `run.json` is a summary rewritten atomically.
 A line is done only once its newline is on disk: a line cut short by a crash is dropped on
-the next open and its work redone.
+the next open and its work redone. One process writes a run at a time: the store holds the
+run's lock (`lock.py`) from `open` to `close`.
+
+Every count in run.json except `requests` and `retries` is recounted from the records on
+each open, so it is exact after any crash. The requests sent are known only to the process
+that sent them: run.json carries them forward and is saved every `pipeline._RUN_JSON_EVERY`
+seconds while records arrive, and once more when a run stops (finished, failed or Ctrl-C).
+After a SIGKILL the requests sent since the last save are lost, so `counts.requests` is then
+a lower bound (off by at most what that interval sent), and `requests_complete` says false
+from then on for that run directory.
+
+A failed write (disk full, file too large, permission) is one UserError naming the file;
+what was stored before it stays intact, and a half-written last line is dropped on resume.
 """
 
 from __future__ import annotations
@@ -15,11 +27,13 @@ import os
 import platform
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Any
 
 from . import __version__
 from .errors import UserError
+from .lock import RunLock
 from .records import CritiqueRecord, Rejection, Response
 from .stats import Stats
 
@@ -111,13 +125,24 @@ class RunStore:
         self.cached_responses: dict[str, Response] = {}
         self._files: dict[str, IO[bytes]] = {}
         self._dirty = False
+        self._lock = RunLock(out, "generate")
+        self._failed = False
+        self._requests_complete = True
 
     def open(self, config_dump: dict[str, Any], fingerprint: str, *, allow_change: bool) -> Stats:
-        """Check the config against the directory's, repair tails, load what is done."""
+        """Lock the directory, check its config, repair tails, load what is done."""
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise UserError(f"{self.out}: cannot create the run directory ({exc.strerror})") from None
+        self._lock.acquire()
+        try:
+            return self._open_locked(config_dump, fingerprint, allow_change)
+        except BaseException:
+            self._lock.release()
+            raise
+
+    def _open_locked(self, config_dump: dict[str, Any], fingerprint: str, allow_change: bool) -> Stats:
         previous = self.read_run()
         if previous and previous.get("config_fingerprint") != fingerprint and not allow_change:
             raise UserError(
@@ -127,7 +152,8 @@ class RunStore:
                 "the new config"
             )
         for name in (CRITIQUES, REJECTED, RESPONSES):
-            dropped = repair_tail(self.out / name)
+            with self._writing(self.out / name):
+                dropped = repair_tail(self.out / name)
             if dropped:
                 log.warning(
                     "%s: dropped a half-written last line (%d bytes); it will be redone",
@@ -139,11 +165,17 @@ class RunStore:
             stats.requests = previous.get("counts", {}).get("requests", 0)
             stats.retries = previous.get("counts", {}).get("retries", 0)
         self._load(stats)
+        self._requests_complete = (
+            bool(previous.get("requests_complete", previous.get("finished")))
+            if previous
+            else not (stats.critiques or stats.rejected)
+        )
         self._config = config_dump
         self._fingerprint = fingerprint
         self._started = previous.get("started_at", time.time()) if previous else time.time()
-        (self.out / CRITIQUES).touch()
-        (self.out / REJECTED).touch()
+        for name in (CRITIQUES, REJECTED):
+            with self._writing(self.out / name):
+                (self.out / name).touch()
         return stats
 
     def _load(self, stats: Stats) -> None:
@@ -184,18 +216,37 @@ class RunStore:
         self._append(RESPONSES, response.model_dump_json())
 
     def _append(self, name: str, line: str) -> None:
-        f = self._files.get(name)
-        if f is None:
-            f = self._files[name] = (self.out / name).open("ab")
-        f.write(line.encode() + b"\n")
+        with self._writing(self.out / name, quiet=False):
+            f = self._files.get(name)
+            if f is None:
+                f = self._files[name] = (self.out / name).open("ab")
+            f.write(line.encode() + b"\n")
         self._dirty = True
 
     def flush(self) -> None:
         """Hand buffered lines to the OS: they then survive a killed process."""
         if self._dirty:
-            for f in self._files.values():
-                f.flush()
+            for name, f in self._files.items():
+                with self._writing(self.out / name):
+                    f.flush()
             self._dirty = False
+
+    @contextmanager
+    def _writing(self, path: Path, *, quiet: bool = True) -> Iterator[None]:
+        """Turn a failed write into one UserError naming the file. After a first failure the
+        store is on its way out: later flushes and saves (`quiet`) are tried, not raised, so
+        the user sees the first cause."""
+        try:
+            yield
+        except OSError as exc:
+            if self._failed and quiet:
+                log.debug("%s: %s (after an earlier write failure)", path, exc.strerror)
+                return
+            self._failed = True
+            raise UserError(
+                f"{path}: cannot write ({exc.strerror or exc}); everything stored before is kept: free "
+                "disk space or make the run directory writable, then rerun the same command to resume"
+            ) from None
 
     def read_run(self) -> dict[str, Any] | None:
         path = self.out / RUN
@@ -206,8 +257,9 @@ class RunStore:
         except (ValueError, OSError) as exc:
             raise UserError(f"{path}: unreadable run summary ({exc}); move it away to start over") from None
 
-    def write_run(self, stats: Stats, extra: dict[str, Any]) -> None:
-        """Rewrite run.json atomically (write a temp file, then rename)."""
+    def write_run(self, stats: Stats, extra: dict[str, Any], *, final: bool = False) -> None:
+        """Rewrite run.json atomically (write a temp file, then rename). `final`: the last save of
+        this process, so its request count is whole."""
         summary = {
             "config_fingerprint": self._fingerprint,
             "config": self._config,
@@ -215,14 +267,24 @@ class RunStore:
             "started_at": self._started,
             "updated_at": time.time(),
             **extra,
+            "requests_complete": final and self._requests_complete,
             "counts": stats.counts(),
         }
         tmp = self.out / f".{RUN}.tmp"
-        tmp.write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, self.out / RUN)
+        with self._writing(self.out / RUN):
+            try:
+                tmp.write_text(json.dumps(summary, indent=2, sort_keys=True), encoding="utf-8")
+                os.replace(tmp, self.out / RUN)
+            finally:
+                tmp.unlink(missing_ok=True)
 
     def close(self) -> None:
-        self.flush()
-        for f in self._files.values():
-            f.close()
-        self._files.clear()
+        """Flush and close the files, then let the next writer in."""
+        try:
+            self.flush()
+        finally:
+            for f in self._files.values():
+                with suppress(OSError):  # flushed above, or that failure is already on its way
+                    f.close()
+            self._files.clear()
+            self._lock.release()

@@ -3,19 +3,25 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
+import os
 import re
+import shutil
 from pathlib import Path
 
 import datasets
 import pyarrow.parquet as pq
 import pytest
 import yaml
+from typer.testing import CliRunner
 
+from critique_synth.cli import app
 from critique_synth.config import ExportOptions
 from critique_synth.errors import UserError
-from critique_synth.export import export
+from critique_synth.export import MARKER, export
 from critique_synth.formats import INSTRUCTION
+from critique_synth.lock import run_lock
 from critique_synth.records import Critique, CritiqueRecord, Problem, Response
 from critique_synth.store import CRITIQUES
 
@@ -283,3 +289,82 @@ def test_token_bounds_with_a_real_tokenizer(tmp_path: Path) -> None:
     bad = ExportOptions(tokenizer=str(tmp_path / "missing"), max_tokens=400)
     with pytest.raises(UserError, match="cannot load tokenizer"):
         export(run, tmp_path / "ds2", bad)
+
+
+def test_out_that_is_or_holds_a_run_is_refused_untouched(tmp_path: Path) -> None:
+    run = store(tmp_path / "runs" / "demo", [record("p1"), record("p2")])
+    before = (run / CRITIQUES).read_bytes()
+    (tmp_path / "notes.txt").write_text("mine")
+    (tmp_path / "stuff").mkdir()
+    (tmp_path / "stuff" / "keep.txt").write_text("mine")
+    cases = {
+        run: "is a run directory",
+        tmp_path / "runs": "export did not make",
+        tmp_path: "export did not make",
+        tmp_path / "stuff": "export did not make",
+        tmp_path / "notes.txt": "is an existing file",
+    }
+    for out, message in cases.items():
+        result = CliRunner().invoke(app, ["export", str(run), "--out", str(out)])
+        assert result.exit_code == 2, (out, result.output)
+        (line,) = [x for x in result.output.splitlines() if x.startswith("error: ")]
+        assert f"error: {out} " in line and message in line, line
+    assert (run / CRITIQUES).read_bytes() == before
+    assert (tmp_path / "notes.txt").read_text() == (tmp_path / "stuff" / "keep.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "runs", "stuff"]
+
+
+def test_reexport_replaces_only_its_own_marked_output(tmp_path: Path) -> None:
+    run = store(tmp_path / "run", [record("p1")])
+    (tmp_path / "empty").mkdir()
+    export(run, tmp_path / "empty")  # an empty folder holds nothing to lose
+    out = run / "dataset"
+    export(run, out)
+    assert json.loads((out / MARKER).read_text())["made_by"] == "critique-synth export"
+    store(run, [record("p1"), record("p2")])
+    assert export(run, out).rows == 2
+    assert sorted(p.name for p in run.iterdir()) == [".lock", CRITIQUES, "dataset", "run.json"]
+    shutil.copytree(run, out / "copy", ignore=shutil.ignore_patterns("dataset"))
+    with pytest.raises(UserError, match="holds a run directory"):
+        export(run, out)
+    (out / MARKER).unlink()  # as an export made before the marker existed
+    shutil.rmtree(out / "copy")
+    with pytest.raises(UserError, match="remove it if it is an old export"):
+        export(run, out)
+
+
+def test_a_failed_export_keeps_the_previous_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = store(tmp_path / "run", [record("p1")])
+    export(run, tmp_path / "ds")
+    before = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "ds").rglob("*") if p.is_file()}
+
+    def crash(*args: object) -> str:
+        raise RuntimeError("killed while writing the card")
+
+    monkeypatch.setattr(importlib.import_module("critique_synth.export"), "render_card", crash)
+    store(run, [record("p1"), record("p2")])
+    with pytest.raises(RuntimeError):
+        export(run, tmp_path / "ds")
+    after = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "ds").rglob("*") if p.is_file()}
+    assert after == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ds", "run"]  # no temporary folder left
+
+
+def test_corrupt_line_midway_is_skipped_counted_and_named(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    run = store(tmp_path / "run", [record(f"p{i}") for i in range(3)])
+    lines = (run / CRITIQUES).read_text().splitlines(keepends=True)
+    lines.insert(1, '{"key": "torn", "problem": {\n')
+    (run / CRITIQUES).write_text("".join(lines))
+    result = export(run, tmp_path / "ds")
+    assert result.rows == 3 and result.counts["unreadable_lines"] == 1
+    assert f"{run / CRITIQUES}:2: unreadable line skipped" in caplog.text
+    assert export(run, tmp_path / "ds", ExportOptions(balance=0.5)).counts["unreadable_lines"] == 1
+
+
+def test_export_waits_for_no_writer(tmp_path: Path) -> None:
+    run = store(tmp_path / "run", [record("p1")])
+    with run_lock(run, "generate"), pytest.raises(UserError, match=rf"in use by pid {os.getpid()}"):
+        export(run, tmp_path / "ds")
+    assert not (tmp_path / "ds").exists()
