@@ -109,6 +109,13 @@ _TRANSPORT_ONLY = (
     answer: str | None = "answer"
     solution: str | None = "solution"
     response: str | None = "response"
+    label: str | None = Field(
+        default="label", description="whether the given response is right by process (true/false, 1/0)"
+    )
+    first_error_step: str | None = Field(
+        default="first_error_step", description="1-based step of the response's first error; null: none"
+    )
+    error_kind: str | None = Field(default="error_kind", description="what kind of error it is, if known")
 
 
 class ProblemsConfig(_Strict):
@@ -168,6 +175,15 @@ class ExportOptions(_Strict):
     license: str = "other"
 
 
+class AuditConfig(_Strict):
+    """The teacher gate of `generate`: audit a labelled sample first, refuse to run below `min_f1`."""
+
+    min_f1: float | None = Field(default=None, ge=0, le=1, description="ProcessBench F1 a teacher needs")
+    sample: int = Field(default=50, ge=1, description="labelled rows to audit")
+    data: str | None = Field(default=None, description="labelled file; none: the bundled calibration set")
+    fields: FieldMap = Field(default_factory=FieldMap)
+
+
 class RunConfig(_Strict):
     problems: ProblemsConfig = Field(default_factory=ProblemsConfig)
     students: StudentsConfig = Field(default_factory=StudentsConfig)
@@ -175,6 +191,7 @@ class RunConfig(_Strict):
     limit: int | None = Field(default=None, ge=1, description="process at most this many problems")
     shard: str | None = Field(default=None, description="I/N: this machine's slice of problems")
     export: ExportOptions = Field(default_factory=ExportOptions)
+    audit: AuditConfig = Field(default_factory=AuditConfig)
 
     @field_validator("export", mode="before")
     @classmethod
@@ -190,7 +207,7 @@ class RunConfig(_Strict):
 
     def fingerprint(self) -> str:
         """What must not change under a resumed run: everything that shapes requests or output."""
-        relevant = self.model_dump(mode="json", exclude={"limit", "export"})
+        relevant = self.model_dump(mode="json", exclude={"limit", "export", "audit"})
         relevant["problems"]["path"] = _local_identity(self.problems.path)
         for side in ("students", "teacher"):
             prompt = relevant[side]["prompt"]

@@ -8,9 +8,17 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+    model_validator,
+)
 
 Verdict = Literal["right", "wrong"]
 Reference = Literal["process", "final_answer"]
@@ -19,13 +27,40 @@ CONCLUSION_RE = re.compile(r"conclusion\s*:?(?P<tail>[^\n]*)", re.IGNORECASE)
 
 
 class Problem(BaseModel):
-    """A question with, where known, its gold final answer and a worked reference solution."""
+    """A question with, where known, its gold final answer and a worked reference solution.
+
+    A given `response` may come with labels from the data (`response_*`, see Response for their
+    meaning); unknown labels are left out of its dump, so problems without them keep the
+    fingerprints and record lines they had before labels existed.
+    """
 
     id: str
     question: str = Field(min_length=1)
     answer: str | None = None
     solution: str | None = None
     response: str | None = None
+    response_label: bool | None = None
+    response_first_error_step: int | None = Field(default=None, ge=1)
+    response_error_kind: str | None = None
+    response_final_correct: bool | None = None
+    label_source: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _known_labels_only(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        for name in _PROBLEM_LABELS:
+            if data.get(name) is None:
+                data.pop(name, None)
+        return data
+
+
+_PROBLEM_LABELS = (
+    "response_label",
+    "response_first_error_step",
+    "response_error_kind",
+    "response_final_correct",
+    "label_source",
+)
 
 
 class Usage(BaseModel):

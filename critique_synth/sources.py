@@ -1,5 +1,8 @@
 """Problems from JSONL, JSON, Parquet, local HF dataset folders or the Hub, or the bundled sample.
 
+Rows may label their given response (`label`, `first_error_step`, `error_kind` columns), and
+ProcessBench rows as published are read as such; see critique_synth.processbench.
+
 Rows stream one at a time (Parquet in record batches, Hub datasets in streaming mode), so a
 10-million-row source costs no more memory than a small one. Every error names the file and
 the line or row, and says what to change.
@@ -22,6 +25,7 @@ from typing import Any
 
 from .config import FieldMap, ProblemsConfig, parse_shard
 from .errors import UserError
+from .processbench import convert, is_processbench, row_labels
 from .records import Problem
 
 SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "sample_problems.jsonl"
@@ -172,6 +176,10 @@ def _hf_rows(name: str, config: ProblemsConfig) -> Iterator[tuple[str, dict[str,
 def _to_problem(
     row: dict[str, Any], index: int, fields: FieldMap, where: str, require: tuple[str, ...]
 ) -> Problem:
+    if is_processbench(row):
+        row, labels = convert(row, fields, where)
+    else:
+        labels = row_labels(row, fields, where)
     values = {role: _field(row, role, getattr(fields, role), where, require) for role in _ROLES}
     question = values["question"]
     if not question or not question.strip():
@@ -184,10 +192,11 @@ def _to_problem(
             raise UserError(f"{where}: field {getattr(fields, role)!r} ({role}) is empty or missing")
     bad = [role for role, value in values.items() if value is not None and _SURROGATE_RE.search(value)]
     if not bad:
-        return Problem(**values)
+        return Problem(**values, **labels)
     clean = {role: None if v is None else _SURROGATE_RE.sub("\ufffd", v) for role, v in values.items()}
     return RejectedRow(
         **clean,
+        **labels,
         reason="bad_text",
         detail=f"{where}: field {getattr(fields, bad[0])!r} holds an unpaired surrogate (a lone \\ud800-"
         "\\udfff escape), which is not Unicode text; fix that escape in the source",

@@ -54,7 +54,8 @@ def _response(
 
 
 class DatasetStudent:
-    """The response given in the data (WebInstruct style): one per problem."""
+    """The response given in the data (WebInstruct style): one per problem, with the labels the
+    data gives it (a ProcessBench row, or `label`/`first_error_step` columns)."""
 
     requires = ("response",)
 
@@ -63,7 +64,18 @@ class DatasetStudent:
 
     async def respond(self, problem: Problem, sample: Sample) -> Response:
         assert problem.response is not None
-        return _response(problem, sample, problem.response)
+        response = _response(
+            problem,
+            sample,
+            problem.response,
+            process_correct=problem.response_label,
+            first_error_step=problem.response_first_error_step,
+            error_kind=problem.response_error_kind,
+            label_source=problem.label_source,
+        )
+        if problem.response_final_correct is not None:
+            response.final_correct = problem.response_final_correct
+        return response
 
 
 class InjectStudent:
