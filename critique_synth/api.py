@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .audit import check_gate
 from .config import RunConfig
 from .export import ExportResult, export
 from .pipeline import iter_run
@@ -36,8 +37,17 @@ def agenerate(
     out: str | Path,
     allow_config_change: bool = False,
 ) -> AsyncIterator[CritiqueRecord | Rejection]:
-    """Stream records as they are stored in `out` (resuming whatever is already there)."""
-    return iter_run(_config(config), Path(out), allow_config_change=allow_config_change)
+    """Stream records as they are stored in `out` (resuming whatever is already there), after the
+    teacher audit gate where `audit.min_f1` is set."""
+    return _gated(_config(config), Path(out), allow_config_change)
+
+
+async def _gated(
+    cfg: RunConfig, out: Path, allow_config_change: bool
+) -> AsyncIterator[CritiqueRecord | Rejection]:
+    await check_gate(cfg, out)
+    async for item in iter_run(cfg, out, allow_config_change=allow_config_change):
+        yield item
 
 
 def generate(
@@ -54,6 +64,7 @@ def generate(
     errors_before = [0]
 
     async def main() -> None:
+        await check_gate(cfg, out)
         with ProgressView() if progress else _Quiet() as view:
 
             def on_stats(stats: Stats) -> None:

@@ -21,6 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from .api import generate as run_generate
+from .audit import audit as run_audit
+from .audit import audit_table, count_units, default_out
 from .config import ExportOptions, RunConfig, load_config
 from .errors import UserError
 from .export import export as run_export
@@ -82,6 +84,9 @@ def generate(
     allow_config_change: Annotated[bool, typer.Option(help="resume under a new config")] = False,
     push_to_hub: Annotated[str | None, typer.Option(help="REPO_ID: upload DIR/dataset at the end")] = None,
     private: Annotated[bool, typer.Option(help="with --push-to-hub: a private repo")] = False,
+    min_audit_f1: Annotated[
+        float | None, typer.Option(help="audit the teacher first (DIR/audit); stop below this F1")
+    ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Make critiques: problems -> noisy responses -> teacher critiques -> DIR."""
@@ -100,6 +105,7 @@ def generate(
         "limit": limit,
         "shard": shard,
         "export.enabled": False if no_export else None,
+        "audit.min_f1": min_audit_f1,
     }
     for side in ("students", "teacher"):
         overrides[f"{side}.endpoint.api_key_env"] = api_key_env
@@ -184,6 +190,69 @@ def _print_plan(cfg: RunConfig, out: Path) -> None:
     print(f"\nfirst teacher prompt ({where}):")
     for message in messages:
         print(f"--- {message['role']} ---\n{message['content']}")
+
+
+@app.command("audit")
+def audit_cmd(
+    data: Annotated[
+        str | None,
+        typer.Option(help="labelled rows: ProcessBench JSONL or problems with response and labels"),
+    ] = None,
+    field: Annotated[list[str] | None, typer.Option(help="ROLE=COLUMN, e.g. label=is_correct")] = None,
+    split: Annotated[str | None, typer.Option(help="split of a folder or Hub id")] = None,
+    sample: Annotated[int | None, typer.Option(help="audit only the first N rows")] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="default: runs/audit/TEACHER-DATA")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="a generate config")] = None,
+    teacher: Annotated[str | None, typer.Option(help="builtin | llm")] = None,
+    teacher_model: Annotated[str | None, typer.Option(help="teacher model name")] = None,
+    teacher_base_url: Annotated[list[str] | None, typer.Option(help="teacher endpoint")] = None,
+    teacher_mode: Annotated[str | None, typer.Option(help="json | text")] = None,
+    api_key_env: Annotated[str | None, typer.Option(help="env var holding the key")] = None,
+    concurrency: Annotated[int | None, typer.Option(help="requests in flight")] = None,
+    rpm: Annotated[int | None, typer.Option(help="requests per minute")] = None,
+    tpm: Annotated[int | None, typer.Option(help="tokens per minute")] = None,
+    project: Annotated[int | None, typer.Option(help="project tokens and cost for N units")] = None,
+    project_config: Annotated[
+        Path | None, typer.Option(help="project for the units of this generate config")
+    ] = None,
+    allow_config_change: Annotated[bool, typer.Option(help="resume under a new config")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Score a teacher on labelled responses (default: the bundled calibration set) before a run."""
+    _setup_logging(verbose)
+    overrides: dict[str, Any] = {
+        "teacher.kind": teacher or ("llm" if teacher_model else None),
+        "teacher.model": teacher_model,
+        "teacher.mode": teacher_mode,
+        "teacher.endpoint.base_urls": teacher_base_url or None,
+        "teacher.endpoint.api_key_env": api_key_env,
+        "teacher.endpoint.concurrency": concurrency,
+        "teacher.endpoint.rpm": rpm,
+        "teacher.endpoint.tpm": tpm,
+        "audit.data": data,
+    }
+    try:
+        for item in field or []:
+            role, sep, column = item.partition("=")
+            if not sep:
+                raise UserError(f"--field {item!r}: use ROLE=COLUMN, e.g. --field label=is_correct")
+            overrides[f"audit.fields.{role}"] = column
+        cfg = load_config(config, overrides)
+        units = count_units(load_config(project_config, {})) if project_config else project
+        report = run_audit(
+            cfg,
+            out or default_out(cfg, cfg.audit.data),
+            data=cfg.audit.data,
+            fields=cfg.audit.fields,
+            split=split,
+            sample=sample,
+            project=units,
+            allow_config_change=allow_config_change,
+        )
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    Console(width=max(Console().width, 100)).print(audit_table(report))
+    err.print(f"audit: {report.path}; per row: {report.out / 'audit.jsonl'}")
 
 
 @app.command("export")
