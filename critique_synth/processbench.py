@@ -111,7 +111,8 @@ def _bool(row: dict[str, Any], column: str | None, where: str) -> bool | None:
         return False
     raise UserError(
         f"{where}: field {column!r} (label) holds {_shown(value)}; expected true/false, 1/0, "
-        "correct/incorrect or right/wrong; fix that row or map another column with problems.fields.label"
+        "correct/incorrect or right/wrong; fix that row, or map another column with problems.fields.label "
+        "('--field label=' if that column means something else)"
     )
 
 
