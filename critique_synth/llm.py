@@ -3,67 +3,65 @@
 Why not the openai SDK: a CFT run is one endpoint called millions of times, so the client's
 CPU per request sets the ceiling. Measured on these machines the SDK costs ~5 ms of CPU per
 request on httpx and ~1.9 ms on its aiohttp transport; a bare aiohttp call costs ~0.3 ms.
-This module is that bare call plus what a long run needs: a concurrency cap, pacing
-(pacing.py), retries with backoff that honour a capped Retry-After, several base URLs for one
-model, and token and cost accounting. A reply is untrusted input: its size is capped while it
-streams (decompressed bytes, so a gzip bomb stops at the cap too), and every field is
-type-checked, so a hostile or broken server costs a reject, never the run.
+
+The client composes small parts, each with one job: the transport moves bytes
+(`transport.py`), the pacer keeps to rate limits (`pacing.py`), the concurrency limit finds
+how many requests the server serves well (`limits.py`), the price book prices usage
+(`pricing.py`). Here: request bodies, retries with backoff that honour a capped Retry-After,
+failing fast on errors that will not fix themselves, and type-checked parsing of replies, so
+a hostile or broken server costs a reject, never the run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import os
 import random
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
-
-from .config import DEFAULT_PRICES, EndpointConfig, Price
+from .config import EndpointConfig
 from .errors import UserError
+from .limits import ConcurrencyLimit
 from .pacing import Pacer
+from .pricing import PriceBook
 from .records import Usage
+from .transport import RAW_KEEP, AiohttpTransport, LLMError, Reply, Transport, clip, endpoint_headers
 from .urls import is_local, safe_url, split_credentials
+
+__all__ = ["RAW_KEEP", "Completion", "LLMClient", "LLMError", "clip", "resolve_api_key", "retry_delay"]
 
 log = logging.getLogger(__name__)
 
 _RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524, 529}
-_KEYLIKE_RE = re.compile(r"\b(sk|hf|key)[-_][A-Za-z0-9_*.-]{6,}")
 _QUOTA_CODES = (b"insufficient_quota", b"billing_hard_limit", b"quota_exceeded")
-RAW_KEEP = 4000  # characters of an invalid reply kept in rejects and sent back in repairs
+_FORMAT_WORDS = (b"response_format", b"json_schema")
+_PARAMETER_WORDS = ("unsupported", "not supported", "unknown parameter", "unrecognized", "extra inputs")
+_REASONING_RE = re.compile(r"^(?:[\w.-]+/)?(?:o\d|gpt-5)(?!.*-chat)")
+_REPEATS = 3  # the same endpoint error on this many requests, with no success yet, stops the run
+
+
+@dataclass(frozen=True)
+class Choice:
+    text: str
+    finish_reason: str | None
+    reasoning: str | None = None
 
 
 @dataclass(frozen=True)
 class Completion:
+    """The first choice's text, finish reason and reasoning; `choices` holds all (with `n`)."""
+
     text: str
     finish_reason: str | None
     usage: Usage
-
-
-class LLMError(Exception):
-    """A request that failed for good; `reason` is a short code that ends up in rejected.jsonl."""
-
-    def __init__(self, reason: str, detail: str, retry_after: float | None = None) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-        self.retry_after = retry_after
-
-    @property
-    def retryable(self) -> bool:
-        return self.reason in ("rate_limited", "server_error", "timeout", "connection", "bad_response")
-
-
-def clip(text: str, keep: int = RAW_KEEP) -> str:
-    """At most `keep` characters of an untrusted text, marked where it was cut."""
-    if len(text) <= keep:
-        return text
-    return f"{text[:keep]}\n[... cut: {len(text) - keep:,} more characters]"
+    reasoning: str | None = None
+    choices: tuple[Choice, ...] = ()
 
 
 @dataclass
@@ -98,88 +96,92 @@ def resolve_api_key(endpoint: EndpointConfig, role: str) -> str | None:
     )
 
 
-@dataclass(frozen=True)
-class _Base:
-    """One base URL taken apart: where its paths go, its query, and its own credentials."""
-
-    url: str
-    query: str
-    headers: dict[str, str] | None
-    password: str | None
-
-    def at(self, path: str) -> str:
-        return f"{self.url}/{path}?{self.query}" if self.query else f"{self.url}/{path}"
-
-
-def _base(url: str) -> _Base:
-    bare, user, password = split_credentials(url)
-    parts = urlsplit(bare)
-    headers = None
-    if user or password:
-        headers = {"Authorization": aiohttp.encode_basic_auth(user or "", password or "")}
-    return _Base(urlunsplit((*parts[:3], "", "")).rstrip("/"), parts.query, headers, password)
+def is_reasoning_model(model: str) -> bool:
+    """OpenAI's o-series and GPT-5 reasoning models: max_completion_tokens, default sampling only."""
+    return bool(_REASONING_RE.match(model))
 
 
 class LLMClient:
     """Chat completions against one endpoint (one or more base URLs serving the same models)."""
 
-    def __init__(self, endpoint: EndpointConfig, api_key: str | None) -> None:
+    def __init__(
+        self,
+        endpoint: EndpointConfig,
+        api_key: str | None,
+        *,
+        role: str = "endpoint",
+        transport: Transport | None = None,
+    ) -> None:
         self.endpoint = endpoint
+        self.role = role
         self.stats = ClientStats()
-        self._api_key = api_key
-        self._prices: dict[str, Price] = {**DEFAULT_PRICES, **endpoint.prices}
+        self.transport = transport or AiohttpTransport(endpoint, endpoint_headers(endpoint, api_key, role))
+        self.limit = ConcurrencyLimit(endpoint.concurrency, adaptive=endpoint.adaptive)
         self._pacer = Pacer(endpoint.rpm, endpoint.tpm)
-        self._semaphore = asyncio.Semaphore(endpoint.concurrency)
-        self._inflight = [0] * len(endpoint.base_urls)
-        self._bases = [_base(url) for url in endpoint.base_urls]
-        self._turn = 0
-        self._session: aiohttp.ClientSession | None = None
-        self._headers = {"Content-Type": "application/json"}
-        if api_key:
-            self._headers["Authorization"] = f"Bearer {api_key}"
+        self._prices = PriceBook(endpoint.prices)
+        self._guard = FailFast(self)
 
     async def __aenter__(self) -> LLMClient:
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, enable_cleanup_closed=True)
-        timeout = aiohttp.ClientTimeout(total=self.endpoint.timeout)
-        self._session = aiohttp.ClientSession(connector=connector, timeout=timeout, headers=self._headers)
+        await self.transport.__aenter__()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        if self._session is not None:
-            await self._session.close()
-            self._session = None
+        await self.transport.__aexit__(*exc)
 
     async def check(self) -> None:
-        """Fail fast, before any work, on an endpoint that is down or refuses the key."""
-        assert self._session is not None
-        for base in self._bases:
-            url = base.url
-            try:
-                async with self._session.get(
-                    base.at("models"), timeout=aiohttp.ClientTimeout(total=10), headers=base.headers
-                ) as resp:
-                    status = resp.status
-            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+        """Fail fast, before any work, on an endpoint that is down or refuses the key. Azure
+        deployments have no /models; their first requests answer the same questions."""
+        if self.endpoint.kind == "azure":
+            return
+        for url, reply in await self.transport.get("models", timeout=10):
+            if reply.status in (401, 403):
                 raise UserError(
-                    f"cannot reach {safe_url(url)} ({self._redact(str(exc) or type(exc).__name__)}); "
-                    "is the server running and the base URL right?"
-                ) from None
-            if status in (401, 403):
-                raise UserError(
-                    f"{safe_url(url)} refused the API key (HTTP {status}); check the key in "
+                    f"{url} refused the API key (HTTP {reply.status}); check the key in "
                     f"${self.endpoint.api_key_env}"
                 )
 
     async def list_models(self) -> list[str]:
         """Model ids the first base URL serves (GET /models); empty if it does not say."""
-        assert self._session is not None
         try:
-            base = self._bases[0]
-            async with self._session.get(base.at("models"), headers=base.headers) as resp:
-                data = await resp.json(content_type=None) if resp.status == 200 else {}
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError):
+            (_, reply), *_ = await self.transport.get("models", timeout=10)
+            data = json.loads(reply.body) if reply.status == 200 else {}
+        except (UserError, ValueError):
             return []
-        return [m["id"] for m in data.get("data", []) if isinstance(m, dict) and "id" in m]
+        models = data.get("data") if isinstance(data, dict) else None
+        return [m["id"] for m in models or [] if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
+    def body(
+        self,
+        model: str,
+        messages: list[dict[str, str]],
+        *,
+        temperature: float,
+        top_p: float,
+        max_tokens: int,
+        response_format: dict[str, Any] | None = None,
+        n: int = 1,
+    ) -> bytes:
+        """The request body: the token parameter and sampling fields the model takes, then the
+        endpoint's `reasoning_effort` and `extra_body`."""
+        token_param = self.endpoint.token_param
+        reasoning = is_reasoning_model(model) if token_param == "auto" else False
+        body: dict[str, Any] = {"model": model, "messages": messages}
+        if not reasoning:
+            body["temperature"] = temperature
+            body["top_p"] = top_p
+        if token_param == "max_completion_tokens" or reasoning:
+            body["max_completion_tokens"] = max_tokens
+        else:
+            body["max_tokens"] = max_tokens
+        if n > 1:
+            body["n"] = n
+        if self.endpoint.reasoning_effort:
+            body["reasoning_effort"] = self.endpoint.reasoning_effort
+        if response_format is not None:
+            body["response_format"] = response_format
+        if self.endpoint.extra_body:
+            body.update(self.endpoint.extra_body)
+        return json.dumps(body, ensure_ascii=False).encode()
 
     async def chat(
         self,
@@ -190,71 +192,67 @@ class LLMClient:
         top_p: float,
         max_tokens: int,
         response_format: dict[str, Any] | None = None,
+        n: int = 1,
     ) -> Completion:
-        """One chat completion, retried on transient failures; raises LLMError when it gives up."""
-        body: dict[str, Any] = {
-            "model": model,
-            "messages": messages,
-            "temperature": temperature,
-            "top_p": top_p,
-            "max_tokens": max_tokens,
-        }
-        if response_format is not None:
-            body["response_format"] = response_format
-        payload = json.dumps(body, ensure_ascii=False).encode()
-        estimate = len(payload) // 4 + max_tokens
-        for attempt in range(self.endpoint.max_retries + 1):
+        """One chat completion, retried on transient failures; raises LLMError when it gives up,
+        and UserError once the endpoint has shown it will refuse every request."""
+        payload = self.body(
+            model,
+            messages,
+            temperature=temperature,
+            top_p=top_p,
+            max_tokens=max_tokens,
+            response_format=response_format,
+            n=n,
+        )
+        estimate = len(payload) // 4 + max_tokens * n
+        attempt = 0
+        while True:
             try:
                 completion = await self._send(payload, estimate)
                 break
             except LLMError as exc:
-                if not exc.retryable or attempt == self.endpoint.max_retries:
+                held = self._guard.hold(exc, model)
+                if not held and (not exc.retryable or attempt >= self.endpoint.max_retries):
                     self.stats.failures[exc.reason] = self.stats.failures.get(exc.reason, 0) + 1
                     raise
+                delay = retry_delay(exc, attempt)
+                attempt += not held
                 self.stats.retries += 1
                 log.debug("retrying after %s", exc)
-                await asyncio.sleep(retry_delay(exc, attempt))
+                await asyncio.sleep(delay)
+        self._guard.succeeded()
         return self._account(model, completion)
 
     async def _send(self, payload: bytes, estimate: int) -> Completion:
-        assert self._session is not None, "use `async with LLMClient(...)`"
         await self._pacer.acquire(estimate)
-        async with self._semaphore:
-            slot = self._pick()
-            base = self._bases[slot]
-            self._inflight[slot] += 1
-            self.stats.requests += 1
-            try:
-                async with self._session.post(
-                    base.at("chat/completions"), data=payload, headers=base.headers
-                ) as resp:
-                    if resp.status == 429:
-                        self._pacer.rate_limited()
-                    raw = await _read_capped(resp, self.endpoint.max_reply_bytes)
-                    if resp.status != 200:
-                        raise self._http_error(resp.status, raw, resp.headers.get("Retry-After"))
-                    self._pacer.succeeded()
-            except asyncio.TimeoutError:
-                raise LLMError("timeout", f"no answer within {self.endpoint.timeout:g}s") from None
-            except aiohttp.ClientError as exc:
-                detail = self._redact(str(exc) or type(exc).__name__)
-                raise LLMError("connection", detail) from None
-            finally:
-                self._inflight[slot] -= 1
-        completion = _parse_completion(raw)
+        await self.limit.acquire()
+        self.stats.requests += 1
+        loop = asyncio.get_running_loop()
+        sent = loop.time()
+        try:
+            reply = await self.transport.post("chat/completions", payload)
+        except LLMError as exc:
+            self.limit.release(timed_out=exc.reason == "timeout")
+            raise
+        if reply.status != 200:
+            self.limit.release()
+            if reply.status == 429:
+                self._pacer.rate_limited()
+            raise self._http_error(reply)
+        self.limit.release(loop.time() - sent)
+        self._pacer.succeeded()
+        completion = _parse_completion(reply.body)
         self._pacer.refund(estimate - completion.usage.prompt_tokens - completion.usage.completion_tokens)
         return completion
 
-    def _pick(self) -> int:
-        """The base URL with the fewest requests in flight; ties go round-robin."""
-        n = len(self._inflight)
-        self._turn = (self._turn + 1) % n
-        return min(range(n), key=lambda i: (self._inflight[i], (i - self._turn) % n))
-
-    def _http_error(self, status: int, raw: bytes, retry_after: str | None) -> LLMError:
-        detail = f"HTTP {status}: {self._redact(raw[:300].decode('utf-8', 'replace'))}"
-        wait = _seconds(retry_after, self.endpoint.max_retry_after)
-        if status == 429 and any(code in raw[:2000] for code in _QUOTA_CODES):
+    def _http_error(self, reply: Reply) -> LLMError:
+        status, head = reply.status, reply.body[:2000]
+        detail = f"HTTP {status}: {self.transport.redact(head[:300].decode('utf-8', 'replace'))}"
+        wait = _seconds(reply.retry_after, self.endpoint.max_retry_after)
+        if status in (400, 422, 500) and any(word in head for word in _FORMAT_WORDS):
+            return LLMError("unsupported_format", detail)
+        if status == 429 and any(code in head for code in _QUOTA_CODES):
             return LLMError("quota_exhausted", detail)
         if status == 429:
             return LLMError("rate_limited", detail, wait)
@@ -263,34 +261,68 @@ class LLMClient:
         return LLMError(f"http_{status}", detail)
 
     def _redact(self, text: str) -> str:
-        for secret in (self._api_key, *(base.password for base in self._bases)):
-            if secret:
-                text = text.replace(secret, "***")
-        return _KEYLIKE_RE.sub("***", text)
+        return self.transport.redact(text)
 
     def _account(self, model: str, completion: Completion) -> Completion:
-        usage = completion.usage
-        price = self._prices.get(model)
-        if price is not None:
-            cost = (usage.prompt_tokens * price.input + usage.completion_tokens * price.output) / 1e6
-            usage = usage.model_copy(update={"cost": cost})
+        usage = self._prices.priced(model, completion.usage)
         self.stats.prompt_tokens += usage.prompt_tokens
         self.stats.completion_tokens += usage.completion_tokens
         self.stats.cost += usage.cost
-        return Completion(completion.text, completion.finish_reason, usage)
+        return dataclasses.replace(completion, usage=usage)
 
 
-async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
-    """The body, refused as soon as it passes `cap` bytes (counted after decompression)."""
-    if resp.content_length is not None and resp.content_length > cap:
-        raise LLMError("too_large", f"reply of {resp.content_length:,} bytes > max_reply_bytes {cap:,}")
-    chunks, size = [], 0
-    async for chunk in resp.content.iter_any():
-        size += len(chunk)
-        if size > cap:
-            raise LLMError("too_large", f"reply passed max_reply_bytes {cap:,} while streaming; cut off")
-        chunks.append(chunk)
-    return b"".join(chunks)
+class FailFast:
+    """Stop a run whose first requests all meet the same error that no retry will fix: a
+    refused key, a model the server does not have, a parameter it does not take, no quota.
+    Until the first success such an error is held (the request waits and is sent again)
+    instead of becoming a reject, so a run with a wrong key leaves nothing to redo."""
+
+    def __init__(self, client: LLMClient) -> None:
+        self.client = client
+        self.ok = False
+        self.error: UserError | None = None
+        self._seen: Counter[str] = Counter()
+
+    def succeeded(self) -> None:
+        self.ok = True
+
+    def hold(self, exc: LLMError, model: str) -> bool:
+        """True: try the request again; False: an ordinary failure; raises once it is fatal."""
+        if self.error is not None:
+            raise self.error
+        if self.ok or not _fatal(exc):
+            return False
+        self._seen[exc.reason] += 1
+        if self._seen[exc.reason] >= _REPEATS:
+            self.error = UserError(self._explain(exc, model))
+            raise self.error
+        return True
+
+    def _explain(self, exc: LLMError, model: str) -> str:
+        c = self.client
+        where = f"{c.role} endpoint {c.transport.where}"
+        said = f"(the first {_REPEATS} requests: {exc.detail[:200]})"
+        if exc.reason in ("http_401", "http_403"):
+            key = "api-key" if c.endpoint.kind == "azure" else "API key"
+            return f"{where} refused the {key} {said}; check ${c.endpoint.api_key_env}, then rerun to resume"
+        if exc.reason == "http_404":
+            return f"{where} has no model {model!r} {said}; check the model name and base URL, then rerun"
+        if exc.reason == "quota_exhausted":
+            return f"{where} says the quota is used up {said}; add credit or raise the limit, then rerun"
+        hint = ""
+        if "max_tokens" in exc.detail and "max_completion_tokens" in exc.detail:
+            hint = f"set {c.role}.endpoint.token_param = 'max_completion_tokens'; "
+        return (
+            f"{where} refused a request parameter {said}; {hint}check {c.role}.endpoint.extra_body, "
+            "reasoning_effort and token_param, then rerun to resume"
+        )
+
+
+def _fatal(exc: LLMError) -> bool:
+    if exc.reason in ("http_401", "http_403", "http_404", "quota_exhausted"):
+        return True
+    lowered = exc.detail.lower()
+    return exc.reason in ("http_400", "http_422") and any(word in lowered for word in _PARAMETER_WORDS)
 
 
 def _parse_completion(raw: bytes) -> Completion:
@@ -300,17 +332,27 @@ def _parse_completion(raw: bytes) -> Completion:
         data = json.loads(raw)
     except (ValueError, RecursionError):
         data = None
-    choices = data.get("choices") if isinstance(data, dict) else None
-    choice = choices[0] if isinstance(choices, list) and choices else None
+    items = data.get("choices") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not items:
+        items = [None]
+    choices = tuple(_choice(item, raw) for item in items)
+    first = choices[0]
+    usage = _usage(data.get("usage") if isinstance(data, dict) else None)
+    return Completion(first.text, first.finish_reason, usage, first.reasoning, choices)
+
+
+def _choice(choice: object, raw: bytes) -> Choice:
     message = choice.get("message") if isinstance(choice, dict) else None
     content = message.get("content") if isinstance(message, dict) else 0
     if content is not None and not isinstance(content, str):
         raise LLMError("bad_response", f"not a chat completion: {raw[:200]!r}")
-    finish = choice.get("finish_reason") if isinstance(choice, dict) else None
-    return Completion(
-        text=content or "",
-        finish_reason=finish if isinstance(finish, str) else None,
-        usage=_usage(data.get("usage") if isinstance(data, dict) else None),
+    assert isinstance(message, dict) and isinstance(choice, dict)
+    reasoning = message.get("reasoning_content") or message.get("reasoning")
+    finish = choice.get("finish_reason")
+    return Choice(
+        content or "",
+        finish if isinstance(finish, str) else None,
+        reasoning if isinstance(reasoning, str) and reasoning else None,
     )
 
 

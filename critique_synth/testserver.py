@@ -8,6 +8,13 @@ gold answer, so they are plausible and sometimes wrong, like a real teacher's. F
 `finish_reason: length`, garbage bodies) are drawn per request from a seeded RNG or taken
 from a script, and every request is logged with a fingerprint of its body.
 
+Endpoint modes copy real servers: `models` (404 model_not_found for others), `schema_support`
+(which `response_format` it takes, refusing the rest with llama-cpp-python's HTTP 500
+validation error or another server's 400), `slots` (a fixed number served at once, the rest
+queue), `reasoning_models` (max_tokens refused, max_completion_tokens required, and a
+reasoning_content beside the content), `azure` (api-key header and api-version checked on
+deployment URLs) and `honour_n=False` (one choice whatever `n` asks, as llama-cpp-python).
+
 Run standalone for benchmarks: `python -m critique_synth.testserver --port 8011 --latency 0.2`.
 """
 
@@ -80,6 +87,13 @@ class ServerConfig:
     require_auth: tuple[str, ...] = ()  # accepted Authorization headers; empty: any
     huge_bytes: int = 200_000_000
     endless_seconds: float = 30.0
+    models: tuple[str, ...] = ()  # served model names; empty: any
+    schema_support: str = "json_schema"  # json_schema | json_object_schema | json_object | none
+    schema_refusal: int = 500  # 500: llama-cpp-python's validation error; 400: other servers
+    slots: int | None = None  # requests served at once; the rest wait in a queue
+    reasoning_models: tuple[str, ...] = ()  # name prefixes that need max_completion_tokens
+    azure: tuple[str, str] | None = None  # (api-key, api-version) an Azure deployment requires
+    honour_n: bool = True
 
 
 def body_fingerprint(body: dict[str, Any]) -> str:
@@ -102,6 +116,9 @@ class MockLLMServer:
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._runner: web.AppRunner | None = None
+        self._slots: asyncio.Semaphore | None = None
+        self.busy = 0
+        self.peak_busy = 0
 
     @property
     def base_url(self) -> str:
@@ -110,6 +127,7 @@ class MockLLMServer:
     def app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/_log", self._log)
         return app
@@ -151,16 +169,59 @@ class MockLLMServer:
         return [e["fingerprint"] for e in self.log if kind is None or e["kind"] == kind]
 
     def _refused(self, request: web.Request) -> web.Response | None:
-        """401 unless the request carries one of the accepted Authorization headers."""
+        """401 unless the request carries one of the accepted Authorization headers, or on an
+        Azure deployment the right api-key (and 404 without the api-version it serves)."""
+        if self.config.azure is not None:
+            key, version = self.config.azure
+            if request.headers.get("api-key") != key:
+                return _error(401, "Access denied due to invalid subscription key", code="401")
+            if request.query.get("api-version") != version:
+                return _error(404, "Resource not found", code="404")
+            return None
         accepted = self.config.require_auth
         if accepted and request.headers.get("Authorization") not in accepted:
             return _error(401, "Incorrect API key provided", code="invalid_api_key")
         return None
 
+    def _unfit(self, body: dict[str, Any]) -> web.Response | None:
+        """A request this server cannot take: unknown model, wrong token parameter, or a
+        response_format it does not support."""
+        model = body.get("model")
+        if self.config.models and model not in self.config.models:
+            message = f"The model `{model}` does not exist or you do not have access to it."
+            return _error(404, message, code="model_not_found")
+        if any(str(model).startswith(p) for p in self.config.reasoning_models) and "max_tokens" in body:
+            message = (
+                "Unsupported parameter: 'max_tokens' is not supported with this model. "
+                "Use 'max_completion_tokens' instead."
+            )
+            return _error(400, message, code="unsupported_parameter")
+        fmt = body.get("response_format") or {}
+        kind = fmt.get("type")
+        support = self.config.schema_support
+        taken = {
+            "json_schema": ("json_schema", "json_object"),
+            "json_object_schema": ("json_object",),
+            "json_object": ("json_object",),
+            "none": (),
+        }[support]
+        if support == "json_object" and "schema" in fmt:
+            kind = "json_object with a schema"  # a strict server: unknown fields are errors
+        if kind is None or kind == "text" or kind in taken:
+            return None
+        if self.config.schema_refusal == 500:
+            message = (
+                "1 validation error for CreateChatCompletionRequest\nresponse_format.type\n  "
+                f"Input should be 'text' or 'json_object' [type=literal_error, input_value='{kind}']"
+            )
+            return _error(500, message)
+        return _error(400, f"response_format of type '{kind}' is not supported by this server")
+
     async def _models(self, request: web.Request) -> web.Response:
         if (refused := self._refused(request)) is not None:
             return refused
-        return web.json_response({"object": "list", "data": [{"id": "mock", "object": "model"}]})
+        names = self.config.models or ("mock",)
+        return web.json_response({"object": "list", "data": [{"id": n, "object": "model"} for n in names]})
 
     async def _log(self, request: web.Request) -> web.Response:
         return web.json_response(self.log)
@@ -206,8 +267,31 @@ class MockLLMServer:
         }
         self.log.append(entry)
         if (refused := self._refused(request)) is not None:
-            entry["fault"] = "401"
+            entry["fault"] = str(refused.status)
             return refused
+        if (unfit := self._unfit(body)) is not None:
+            entry["fault"] = str(unfit.status)
+            return unfit
+        if self.config.slots:
+            if self._slots is None:
+                self._slots = asyncio.Semaphore(self.config.slots)
+            async with self._slots:
+                return await self._serve(request, body, kind, fault, entry)
+        return await self._serve(request, body, kind, fault, entry)
+
+    async def _serve(
+        self, request: web.Request, body: dict[str, Any], kind: str, fault: str | None, entry: dict[str, Any]
+    ) -> web.StreamResponse:
+        self.busy += 1
+        self.peak_busy = max(self.peak_busy, self.busy)
+        try:
+            return await self._reply(request, body, kind, fault, entry)
+        finally:
+            self.busy -= 1
+
+    async def _reply(
+        self, request: web.Request, body: dict[str, Any], kind: str, fault: str | None, entry: dict[str, Any]
+    ) -> web.StreamResponse:
         if self._over_hidden_limit():
             entry["fault"] = "429"
             return _error(429, "rate limit exceeded", retry_after=self.config.retry_after)
@@ -232,7 +316,11 @@ class MockLLMServer:
         if fault in ("huge", "endless", "gzip_bomb"):
             return await self._oversized(request, fault)
         self._counter += 1
-        choices = [self._choice(body, kind, fault, i) for i in range(int(body.get("n") or 1))]
+        n = int(body.get("n") or 1) if self.config.honour_n else 1
+        choices = [self._choice(body, kind, fault, i) for i in range(n)]
+        if any(str(body.get("model")).startswith(p) for p in self.config.reasoning_models):
+            for choice in choices:
+                choice["message"]["reasoning_content"] = "Let me check each step before I answer."
         prompt_chars = sum(len(m.get("content") or "") for m in body.get("messages", []))
         completion_chars = sum(len(c["message"]["content"]) for c in choices)
         entry["tokens"] = (prompt_chars + completion_chars) // 4

@@ -47,14 +47,34 @@ def test_retry_after_is_honoured(server: MockLLMServer) -> None:
     assert gap >= 0.4
 
 
+async def _in_turn(endpoint: EndpointConfig, n: int) -> tuple[list, LLMClient]:
+    results = []
+    async with LLMClient(endpoint, SECRET) as client:
+        for _ in range(n):
+            try:
+                results.append(await client.chat("m", MESSAGES, temperature=0, top_p=1, max_tokens=50))
+            except LLMError as exc:
+                results.append(exc)
+    return results, client
+
+
 @pytest.mark.parametrize("status", ["400", "401", "404"])
-def test_client_errors_are_not_retried(server: MockLLMServer, status: str) -> None:
-    server.config.script = deque([status, "ok"])
-    (result,), client = asyncio.run(_chat(_endpoint(server)))
+def test_client_errors_after_a_success_are_not_retried(server: MockLLMServer, status: str) -> None:
+    server.config.script = deque(["ok", status, "ok"])
+    (_, result), client = asyncio.run(_in_turn(_endpoint(server), 2))
     assert isinstance(result, LLMError)
     assert result.reason == f"http_{status}"
-    assert len(server.log) == 1
+    assert len(server.log) == 2
     assert client.stats.failures == {f"http_{status}": 1}
+
+
+def test_a_client_error_before_any_success_is_held_then_stops_everything(server: MockLLMServer) -> None:
+    server.config.script = deque(["401", "ok"])
+    (result,), _ = asyncio.run(_in_turn(_endpoint(server), 1))
+    assert not isinstance(result, Exception)  # held and sent again: one 401 is not yet a verdict
+    server.config.script = deque(["404"] * 3)
+    (result,), _ = asyncio.run(_chat(_endpoint(server)))
+    assert isinstance(result, UserError) and "has no model 'm'" in str(result)
 
 
 def test_gives_up_after_max_retries(server: MockLLMServer) -> None:
@@ -96,7 +116,8 @@ def test_usage_and_cost_are_accounted(server: MockLLMServer) -> None:
 def test_the_key_never_appears_in_errors(server: MockLLMServer) -> None:
     async def main() -> None:
         async with LLMClient(_endpoint(server), SECRET) as client:
-            server.config.script = deque(["401"])
+            server.config.script = deque(["ok", "401"])
+            await client.chat("m", MESSAGES, temperature=0, top_p=1, max_tokens=5)
             with pytest.raises(LLMError) as info:
                 await client.chat("m", MESSAGES, temperature=0, top_p=1, max_tokens=5)
             assert SECRET not in str(info.value)

@@ -6,6 +6,7 @@ from collections import deque
 import pytest
 
 from critique_synth.config import EndpointConfig, TeacherConfig
+from critique_synth.errors import UserError
 from critique_synth.llm import LLMClient
 from critique_synth.records import Problem, Response
 from critique_synth.teachers import LLMTeacher, TeacherRejected, TeacherResult
@@ -61,8 +62,53 @@ def test_output_still_invalid_after_all_attempts_is_rejected_with_raw_text(
 
 
 def test_transport_failure_becomes_a_rejection(server: MockLLMServer) -> None:
-    server.config.script = deque(["401"])
+    endpoint = EndpointConfig(base_urls=[server.base_url], max_retries=0)
+    config = TeacherConfig(kind="llm", model="teacher-m", endpoint=endpoint)
+
+    async def main() -> None:
+        async with LLMClient(endpoint, SECRET) as client:
+            teacher = LLMTeacher(config, client)
+            await teacher.critique(PROBLEM, WRONG)  # a success first: later 401s are this unit's own
+            server.config.script = deque(["401"])
+            await teacher.critique(PROBLEM, WRONG)
+
     with pytest.raises(TeacherRejected) as info:
-        _critique(server)
+        asyncio.run(main())
     assert info.value.reason == "http_401"
     assert SECRET not in info.value.detail
+
+
+@pytest.mark.parametrize(
+    ("support", "refusal", "mode"),
+    [
+        ("json_schema", 500, "json_schema"),
+        ("json_object_schema", 500, "json_object_schema"),
+        ("json_object", 400, "json_object"),
+        ("none", 500, "text"),
+        ("none", 400, "text"),
+    ],
+)
+def test_auto_mode_steps_down_to_what_the_endpoint_takes(
+    server: MockLLMServer, support: str, refusal: int, mode: str
+) -> None:
+    server.config.schema_support, server.config.schema_refusal = support, refusal
+    endpoint = EndpointConfig(base_urls=[server.base_url])
+    config = TeacherConfig(kind="llm", model="teacher-m", endpoint=endpoint)
+
+    async def main() -> tuple[LLMTeacher, TeacherResult]:
+        async with LLMClient(endpoint, SECRET) as client:
+            teacher = LLMTeacher(config, client)
+            return teacher, await teacher.critique(PROBLEM, WRONG)
+
+    teacher, result = asyncio.run(main())
+    assert (teacher.output, result.critique.verdict, result.attempts) == (mode, "wrong", 1)
+    refused = [e for e in server.log if e["fault"]]
+    assert len(refused) == ("json_schema", "json_object_schema", "json_object", "text").index(mode)
+    assert all(e["fault"] == str(refusal) for e in refused)
+    assert mode == "json_schema" or "refused" in teacher.output_info()["why"]
+
+
+def test_a_forced_json_mode_that_the_endpoint_refuses_is_one_user_error(server: MockLLMServer) -> None:
+    server.config.schema_support = "json_object"
+    with pytest.raises(UserError, match="refuses response_format json_schema"):
+        _critique(server, "json")
