@@ -37,6 +37,7 @@ from .train import EvalOptions, TrainOptions
 from .train import evaluate as run_evaluate
 from .train import train as run_train
 from .urls import safe_url
+from .view.server import serve as serve_view
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
@@ -270,6 +271,7 @@ def export_cmd(
     tokenizer: Annotated[str | None, typer.Option(help="HF tokenizer for token counts")] = None,
     keep_truncated: Annotated[bool, typer.Option(help="keep cut-off or empty critiques")] = False,
     license: Annotated[str | None, typer.Option(help="license id for the card")] = None,
+    review: Annotated[Path | None, typer.Option(help="review.jsonl from `view`: leave out drops")] = None,
 ) -> None:
     """Write a Hub-ready dataset folder (all formats, filters, card) from run directories."""
     _setup_logging(False)
@@ -287,13 +289,36 @@ def export_cmd(
         "license": license,
     }
     try:
-        result = run_export(run_dirs, out or run_dirs[0] / "dataset", _options(ExportOptions, values))
+        options = _options(ExportOptions, values)
+        result = run_export(run_dirs, out or run_dirs[0] / "dataset", options, review=review)
     except UserError as exc:
         raise _fail(str(exc)) from None
     dropped = result.counts["dropped"] or "none"
     unreadable = result.counts["unreadable_lines"]
     skipped = f"; skipped {unreadable:,} unreadable line(s), see the warnings above" if unreadable else ""
     err.print(f"dataset: {result.path} ({result.rows:,} rows; dropped {dropped}{skipped})")
+
+
+@app.command("view")
+def view_cmd(
+    run_dirs: Annotated[list[Path], typer.Argument(help="run directories, finished or in progress")],
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8000,
+    host: Annotated[str | None, typer.Option(help="bind another address (the page has no login)")] = None,
+    review: Annotated[Path | None, typer.Option(help="where keep/drop go; FIRST_DIR/review.jsonl")] = None,
+) -> None:
+    """A local page to read critiques, disagreements and audits, and mark records keep or drop."""
+    _setup_logging(False)
+    try:
+        server = serve_view(run_dirs, host=host, port=port, review=review)
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    err.print(f"view: {server.url} (reads {', '.join(map(str, run_dirs))}; Ctrl-C stops)")
+    try:
+        server.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 @app.command("push-to-hub")

@@ -46,6 +46,7 @@ from .formats import CRITIQUE_ROWS, SCHEMAS, cft_row, llamafactory_info, sft_row
 from .lock import RunLock
 from .records import CritiqueRecord
 from .store import CRITIQUES, RUN, iter_lines
+from .view.review import read_decisions
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +136,17 @@ class _Writers:
         return sizes
 
 
-def _balance_rates(dirs: list[Path], options: ExportOptions, count_tokens: Any) -> dict[str, float]:
+def _balance_rates(
+    dirs: list[Path], options: ExportOptions, count_tokens: Any, review_drops: frozenset[str]
+) -> dict[str, float]:
     """First pass, only when rebalancing: verdict counts of what the filters would keep."""
     if options.balance is None:
         return {"right": 1.0, "wrong": 1.0}
     filters = Filters(options, count_tokens)
     verdicts: Counter[str] = Counter()
     for record in iter_records(dirs):
+        if record.key in review_drops:
+            continue
         if filters.reason_to_drop(record) is None and not _split_out(record, options):
             verdicts[record.critique.verdict] += 1
     return balance_keep_rates(verdicts["right"], verdicts["wrong"], options.balance)
@@ -155,12 +160,15 @@ def export(
     run_dirs: list[Path] | list[str] | Path | str,
     out: Path | str,
     options: ExportOptions | None = None,
+    review: Path | str | None = None,
 ) -> ExportResult:
-    """Write the dataset folder for `run_dirs` (merged) at `out`."""
+    """Write the dataset folder for `run_dirs` (merged) at `out`; with `review` (the review.jsonl
+    of `critique-synth view`), records marked drop there are left out."""
     dirs = [Path(run_dirs)] if isinstance(run_dirs, (str, Path)) else [Path(d) for d in run_dirs]
     out = Path(out)
     options = options or ExportOptions()
     check_out(out)
+    review_drops = review_drops_of(Path(review)) if review is not None else frozenset()
     for run_dir in dirs:
         if not (run_dir / CRITIQUES).exists():
             raise UserError(f"{run_dir}: no {CRITIQUES}; is this a critique-synth run directory?")
@@ -168,10 +176,10 @@ def export(
         for run_dir in dict.fromkeys(d.resolve() for d in dirs):
             locks.enter_context(RunLock(run_dir, "export", shared=True))
         count_tokens = token_counter(options)
-        rates = _balance_rates(dirs, options, count_tokens)
+        rates = _balance_rates(dirs, options, count_tokens, review_drops)
         tmp = _make_tmp(out)
         try:
-            sizes, counts = _write(dirs, tmp, options, count_tokens, rates)
+            sizes, counts = _write(dirs, tmp, options, count_tokens, rates, review_drops)
             check_out(out)
             _swap_in(tmp, out)
         except OSError as exc:
@@ -185,7 +193,12 @@ def export(
 
 
 def _write(
-    dirs: list[Path], tmp: Path, options: ExportOptions, count_tokens: Any, rates: dict[str, float]
+    dirs: list[Path],
+    tmp: Path,
+    options: ExportOptions,
+    count_tokens: Any,
+    rates: dict[str, float],
+    review_drops: frozenset[str],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The whole dataset folder in `tmp`; its sizes and counts."""
     writers = _Writers(tmp)
@@ -199,6 +212,9 @@ def _write(
     try:
         for record in iter_records(dirs, unreadable):
             records += 1
+            if record.key in review_drops:
+                filters.dropped["review_drop"] += 1
+                continue
             split = split_of(record.problem.id, options.test_size)
             if (
                 "sft" in options.formats
@@ -237,6 +253,13 @@ def _write(
     marker = {"made_by": "critique-synth export", "version": __version__, "created_at": time.time()}
     (tmp / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
     return sizes, counts
+
+
+def review_drops_of(path: Path) -> frozenset[str]:
+    """Keys whose latest review decision is drop."""
+    if not path.is_file():
+        raise UserError(f"--review {path}: no such file; give the review.jsonl that `critique-synth view` wrote")
+    return frozenset(key for key, decision in read_decisions(path).items() if decision == "drop")
 
 
 def check_out(out: Path) -> None:
