@@ -23,6 +23,7 @@ else:
     import tomli as tomllib
 
 from .errors import UserError
+from .inject import ERROR_KINDS, ErrorKind
 from .urls import safe_url
 
 
@@ -137,6 +138,17 @@ class StudentsConfig(_Strict):
     max_tokens: int = Field(default=1024, ge=1)
     prompt: str = "student"
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
+    error_kinds: dict[ErrorKind, float] = Field(
+        default_factory=lambda: dict.fromkeys(ERROR_KINDS, 1.0),
+        description="inject students: which error kinds to make, with relative weights",
+    )
+
+    @field_validator("error_kinds")
+    @classmethod
+    def _weights(cls, kinds: dict[str, float]) -> dict[str, float]:
+        if any(w < 0 for w in kinds.values()) or not any(w > 0 for w in kinds.values()):
+            raise ValueError("weights must be >= 0 with at least one > 0, e.g. {computation = 1}")
+        return kinds
 
 
 class TeacherConfig(_Strict):

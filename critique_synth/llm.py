@@ -109,7 +109,7 @@ class LLMClient:
         endpoint: EndpointConfig,
         api_key: str | None,
         *,
-        role: str = "endpoint",
+        role: str = "llm",
         transport: Transport | None = None,
     ) -> None:
         self.endpoint = endpoint
@@ -273,7 +273,7 @@ class LLMClient:
 
 class FailFast:
     """Stop a run whose first requests all meet the same error that no retry will fix: a
-    refused key, a model the server does not have, a parameter it does not take, no quota.
+    refused key, a model the server does not have, a parameter it does not take.
     Until the first success such an error is held (the request waits and is sent again)
     instead of becoming a reject, so a run with a wrong key leaves nothing to redo."""
 
@@ -307,8 +307,6 @@ class FailFast:
             return f"{where} refused the {key} {said}; check ${c.endpoint.api_key_env}, then rerun to resume"
         if exc.reason == "http_404":
             return f"{where} has no model {model!r} {said}; check the model name and base URL, then rerun"
-        if exc.reason == "quota_exhausted":
-            return f"{where} says the quota is used up {said}; add credit or raise the limit, then rerun"
         hint = ""
         if "max_tokens" in exc.detail and "max_completion_tokens" in exc.detail:
             hint = f"set {c.role}.endpoint.token_param = 'max_completion_tokens'; "
@@ -319,7 +317,7 @@ class FailFast:
 
 
 def _fatal(exc: LLMError) -> bool:
-    if exc.reason in ("http_401", "http_403", "http_404", "quota_exhausted"):
+    if exc.reason in ("http_401", "http_403", "http_404"):
         return True
     lowered = exc.detail.lower()
     return exc.reason in ("http_400", "http_422") and any(word in lowered for word in _PARAMETER_WORDS)

@@ -75,7 +75,7 @@ async def build_parts(config: RunConfig, stack: AsyncExitStack, *, connect: bool
     elif s.kind == "dataset":
         student = DatasetStudent()
     else:
-        student = InjectStudent(s.samples)
+        student = InjectStudent(s.samples, s.error_kinds)
     teacher: Teacher
     if config.teacher.kind == "llm":
         if not config.teacher.model:

@@ -6,18 +6,19 @@ skip finished units before anything is generated; only then does it produce resp
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
 from .config import StudentsConfig
 from .fingerprint import fingerprint, problem_fingerprint
-from .inject import inject_error
+from .inject import ERROR_KINDS, inject_error
 from .llm import LLMClient
 from .prompts import load_prompt
 from .records import Problem, Response
 from .verify import check_response
 
-INJECTOR_VERSION = "inject-1"
+INJECTOR_VERSION = "inject-2"
 
 
 @dataclass(frozen=True)
@@ -79,23 +80,36 @@ class DatasetStudent:
 
 
 class InjectStudent:
-    """Sample 0 is the reference solution; samples 1.. are deterministic wrong variants of it."""
+    """Sample 0 is the reference solution; samples 1.. are deterministic wrong variants of it,
+    with error kinds drawn by `error_kinds` weights (default: every kind alike)."""
 
     requires = ("solution",)
 
-    def __init__(self, samples: int) -> None:
+    def __init__(self, samples: int, error_kinds: Mapping[str, float] | None = None) -> None:
         self.samples = samples
+        self.error_kinds = dict(error_kinds) if error_kinds else dict.fromkeys(ERROR_KINDS, 1.0)
 
     def plan(self, problem: Problem) -> list[Sample]:
         base = problem_fingerprint(problem)
+        kinds = sorted(self.error_kinds.items())
         return [
-            Sample(fingerprint(INJECTOR_VERSION, base, i), i, "reference" if i == 0 else "inject")
+            Sample(
+                fingerprint(INJECTOR_VERSION, base, i)
+                if i == 0
+                else fingerprint(INJECTOR_VERSION, base, kinds, i),
+                i,
+                "reference" if i == 0 else "inject",
+            )
             for i in range(self.samples)
         ]
 
     async def respond(self, problem: Problem, sample: Sample) -> Response:
         assert problem.solution is not None
-        injected = inject_error(problem.solution, sample.index, problem.id) if sample.index else None
+        injected = None
+        if sample.index:
+            injected = inject_error(
+                problem.solution, sample.index, problem.id, question=problem.question, kinds=self.error_kinds
+            )
         if injected is None:
             return _response(
                 problem, sample, problem.solution, process_correct=True, label_source="reference"
