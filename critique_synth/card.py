@@ -14,7 +14,8 @@ from typing import Any
 import yaml
 
 from .config import ExportOptions
-from .teachers import critique_schema
+from .records import critique_schema
+from .stats import Stats
 
 CITATION = """@article{wang2025critique,
   title   = {Critique Fine-Tuning: Learning to Critique is More Effective than Learning to Imitate},
@@ -47,18 +48,17 @@ def read_runs(run_dirs: list[Path]) -> list[dict[str, Any]]:
 
 
 def merged_counts(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """Run counts summed over shards."""
-    total: dict[str, Any] = {"critiques": 0, "rejected": 0, "requests": 0, "retries": 0}
-    nested: dict[str, Counter[str]] = {
-        k: Counter() for k in ("rejected_by_reason", "verdicts", "responses", "gold_agreement", "usage")
-    }
+    """What only run.json knows (rejects, requests, their cost), summed over shards."""
+    total: dict[str, Any] = {"rejected": 0, "requests": 0, "retries": 0}
+    reasons: Counter[str] = Counter()
     for run in runs:
         counts = run.get("counts", {})
         for key in total:
-            total[key] += counts.get(key, 0) or 0
-        for key, counter in nested.items():
-            counter.update({k: v for k, v in (counts.get(key) or {}).items() if isinstance(v, (int, float))})
-    return {**total, **{k: dict(v) for k, v in nested.items()}}
+            value = counts.get(key, 0)
+            total[key] += value if isinstance(value, int) else 0
+        given = counts.get("rejected_by_reason") or {}
+        reasons.update({k: v for k, v in given.items() if isinstance(v, int)})
+    return {**total, "rejected_by_reason": dict(reasons)}
 
 
 def _yaml_header(sizes: dict[str, dict[str, dict[str, Any]]], options: ExportOptions) -> str:
@@ -98,7 +98,20 @@ def _yaml_header(sizes: dict[str, dict[str, dict[str, Any]]], options: ExportOpt
 
 
 def _table(rows: list[tuple[str, Any]]) -> str:
-    return "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)])
+    return "\n".join(["| | |", "|---|---|", *(f"| {k} | {_cell(v)} |" for k, v in rows)])
+
+
+def _cell(value: Any) -> str:
+    """A table cell a person reads: mappings as `key: value` pairs, never a raw dict."""
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {_cell(v)}" for k, v in value.items()) or "none"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "" if value is None else str(value).replace("|", "\\|")
+
+
+def _rate(rate: float | None, judged: int) -> str:
+    return "n/a (no such labels)" if rate is None else f"{rate:.1%} of {judged:,}"
 
 
 def _prompt_section(runs: list[dict[str, Any]]) -> str:
@@ -121,16 +134,11 @@ def render_card(
     options: ExportOptions,
     counts: dict[str, Any],
     samples: list[dict[str, Any]],
+    stats: Stats,
 ) -> str:
+    """The card; `stats` counts every record read (before filters), across all run directories."""
     runs = read_runs(run_dirs)
     run = merged_counts(runs)
-    teachers = sorted({str(r.get("teacher", "unknown")) for r in runs})
-    students = sorted({str(r.get("students", "unknown")) for r in runs})
-    verdicts = run["verdicts"]
-    gold = run["gold_agreement"]
-    judged = gold.get("agree", 0) + gold.get("disagree", 0)
-    agreement = f"{gold.get('agree', 0) / judged:.1%} of {judged}" if judged else "n/a (no gold answers)"
-    usage = run["usage"]
     rows_table = "\n".join(
         f"| {fmt} | {split} | {info['rows']:,} |"
         for fmt, splits in sizes.items()
@@ -139,8 +147,7 @@ def render_card(
     sample_text = "\n".join(
         f"```text\n[input]\n{s['input'][:700]}\n\n[output]\n{s['output'][:700]}\n```" for s in samples
     )
-    filters = options.model_dump(exclude={"enabled", "formats", "license"})
-    dropped = counts.get("dropped", {})
+    filters = options.model_dump(exclude={"enabled", "formats", "license", "tokenizer"})
     return f"""---
 {_yaml_header(sizes, options)}---
 
@@ -148,51 +155,30 @@ def render_card(
 
 Critiques of noisy solutions to math problems, for critique fine-tuning (CFT): the model is
 trained to critique a candidate solution (`output`) given the question and the solution
-(`input`), instead of imitating a correct answer. Every critique ends with
-`Conclusion: right [END]` or `Conclusion: wrong [END]`, and every verdict was checked against
-the gold answer (`gold_agrees`), so the critiques that contradict it are counted, not hidden.
+(`input`, its steps numbered as the teacher saw them), instead of imitating a correct answer.
+Every critique ends with `Conclusion: right [END]` or `Conclusion: wrong [END]`, and every
+verdict was checked against the best label known for its response (`reference`: `process` where
+the steps are labelled, else `final_answer`), so the critiques that contradict it are counted
+and marked (`agrees`), not hidden.
 
 ## How it was made
 
-{
-        _table(
-            [
-                ("teacher", ", ".join(teachers)),
-                ("students (noisy responses)", ", ".join(students)),
-                ("run directories merged", len(runs)),
-                ("critiques in the run stores", f"{run['critiques']:,}"),
-                ("rejected units", f"{run['rejected']:,} {json.dumps(run['rejected_by_reason'])}"),
-                ("verdicts", f"{verdicts.get('right', 0):,} right / {verdicts.get('wrong', 0):,} wrong"),
-                ("responses by gold check", json.dumps(run["responses"])),
-                ("verdict agrees with gold", agreement),
-                (
-                    "tokens",
-                    f"{usage.get('prompt_tokens', 0):,} prompt / "
-                    f"{usage.get('completion_tokens', 0):,} completion",
-                ),
-                ("cost (USD)", f"{usage.get('cost', 0.0):.4f}"),
-                ("requests / retries", f"{run['requests']:,} / {run['retries']:,}"),
-            ]
-        )
-    }
+{_provenance(runs)}
 
+### Verdicts against the labels
+
+{_agreement_table(stats, run)}
+{_teacher_section(stats)}
 ### Prompts
 
 {_prompt_section(runs)}
-### Critique schema
-
-Teachers return this JSON object (validated with pydantic, repaired or rejected when invalid);
-it is rendered to the CFT text in `output`:
-
-```json
-{json.dumps(critique_schema(), indent=2)}
-```
-
+{_schema_section(runs)}
 ## Filters applied at export
 
 {_table([(k, v) for k, v in filters.items()])}
 
-Records read: {counts.get("records_read", 0):,}. Dropped: {json.dumps(dropped) if dropped else "none"}.
+Records read: {counts.get("records_read", 0):,}. Dropped: {_cell(counts.get("dropped") or {})}.
+Critique length in the kept rows, in tokens: {_cell(counts.get("critique_tokens") or {})}.
 
 ## Configs and splits
 
@@ -200,12 +186,15 @@ Records read: {counts.get("records_read", 0):,}. Dropped: {json.dumps(dropped) i
 |---|---|---|
 {rows_table}
 
-- `cft`: `instruction`, `input`, `output` exactly as TIGER-Lab/WebInstruct-CFT, plus metadata.
+- `cft`: `instruction`, `input`, `output` in the layout of TIGER-Lab/WebInstruct-CFT, plus
+  metadata: the labels (`response_correct` by final answer, `process_correct`,
+  `first_error_step`, `error_kind`), the check (`reference`, `agrees`, `step_agrees`,
+  `crosscheck`) and which critique was kept (`selected_by`).
 - `trl`: conversational `prompt` / `completion` for TRL's SFTTrainer (loss on the completion).
 - `messages`: chat turns, assistant = `Critique:\\n...` (One-Shot CFT layout).
-- `sft`: question -> a response whose final answer matches the gold answer: the imitation
-  baseline on the same problems.
-- `disagreements` split (if present): critiques whose verdict contradicts the gold check.
+- `sft`: question -> a response known to be right (by its steps where labelled, else by its
+  final answer): the imitation baseline on the same problems.
+- `disagreements` split (if present): critiques whose verdict contradicts the label.
 
 ## Sample rows
 
@@ -221,9 +210,114 @@ Records read: {counts.get("records_read", 0):,}. Dropped: {json.dumps(dropped) i
 - **critique-synth**: `critique-synth train --data PATH --model MODEL --objective cft`
   (or `--objective sft` on the `sft` config) to compare both objectives on one model.
 
+## Limitations
+
+- A verdict that agrees with the label can still rest on a wrong explanation: agreement checks
+  the verdict (and, where labelled, the first wrong step), not every sentence of a critique.
+- Where only the final answer is labelled, a response whose steps are wrong but whose answer is
+  right counts as right; a teacher that rightly calls it wrong is then scored as disagreeing.
+- Injected errors are made by rule from reference solutions; real students' errors are more
+  varied. Responses from a dataset or a student model carry the labels given or checked.
+- The built-in critic (when it is the teacher) checks arithmetic and the final answer exactly;
+  it cannot see reasoning errors that keep the arithmetic right, except through the gold answer.
+
 ## Citation
 
 ```bibtex
 {CITATION}
+```
+"""
+
+
+def _provenance(runs: list[dict[str, Any]]) -> str:
+    """Where the problems came from, who wrote responses and critiques, and how."""
+    first = next((r for r in runs if r), {})
+    config = first.get("config") or {}
+    teachers = config.get("teachers") or [config.get("teacher") or {}]
+    sampling = "; ".join(
+        f"{t.get('name') or t.get('model') or t.get('kind', '?')}: temperature {t.get('temperature')}, "
+        f"top_p {t.get('top_p')}, max_tokens {t.get('max_tokens')}, mode {t.get('mode')}"
+        for t in teachers
+        if t.get("kind") == "llm"
+    )
+    versions = first.get("versions") or {}
+    return _table(
+        [
+            ("problems", ", ".join(sorted({str(r.get("source", "unknown")) for r in runs}))),
+            ("problem license", _source_license(runs)),
+            ("students (noisy responses)", ", ".join(sorted({str(r.get("students", "?")) for r in runs}))),
+            ("teachers", ", ".join(sorted({str(r.get("teacher", "unknown")) for r in runs}))),
+            ("teacher sampling", sampling or "built-in critic (deterministic)"),
+            ("made with", f"critique-synth {versions.get('critique_synth', '?')}"),
+            ("run directories merged", len(runs)),
+        ]
+    )
+
+
+def _source_license(runs: list[dict[str, Any]]) -> str:
+    if all(str(r.get("source", "")).startswith("bundled sample") for r in runs if r):
+        return "Apache-2.0 (problems made with reasoning-gym's gsm_symbolic generator)"
+    return "not recorded: check the source dataset's terms before publishing"
+
+
+def _agreement_table(stats: Stats, run: dict[str, Any]) -> str:
+    a = stats.agreement
+    return _table(
+        [
+            ("critiques read", f"{stats.critiques:,}"),
+            ("verdicts", f"{stats.verdicts['right']:,} right / {stats.verdicts['wrong']:,} wrong"),
+            ("responses by label", dict(sorted(stats.labels.items()))),
+            ("agreement, process label", _rate(a.rate("process"), a.judged("process"))),
+            ("agreement, final answer only", _rate(a.rate("final_answer"), a.judged("final_answer"))),
+            ("first wrong step exact", _rate(a.step_rate, sum(a.steps.values()))),
+            ("cross-check flags", dict(stats.crosscheck) or "none"),
+            ("rejected units", f"{run['rejected']:,} ({_cell(run['rejected_by_reason']) or 'none'})"),
+            (
+                "tokens",
+                f"{stats.usage.prompt_tokens:,} prompt / {stats.usage.completion_tokens:,} completion",
+            ),
+            ("cost of the kept records (USD)", f"{stats.usage.cost:.4f}"),
+            ("requests / retries", f"{run['requests']:,} / {run['retries']:,}"),
+        ]
+    )
+
+
+def _teacher_section(stats: Stats) -> str:
+    if len(stats.teachers) < 2:
+        return ""
+    lines = [
+        "\n### Teachers\n",
+        "| teacher | critiques | agreement, process | agreement, final answer | first step exact "
+        "| cost USD |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, t in sorted(stats.teachers.items()):
+        a = t.agreement
+        lines.append(
+            f"| {name} | {t.critiques:,} | {_rate(a.rate('process'), a.judged('process'))} "
+            f"| {_rate(a.rate('final_answer'), a.judged('final_answer'))} "
+            f"| {_rate(a.step_rate, sum(a.steps.values()))} | {t.usage.cost:.4f} |"
+        )
+    lines += ["", "Pairwise agreement:", "", "| teachers | responses | verdict | first wrong step |"]
+    lines.append("|---|---|---|---|")
+    for pair, p in stats.pairwise.items():
+        step = "n/a" if p["step_agreement"] is None else f"{p['step_agreement']:.1%}"
+        lines.append(f"| {pair} | {p['responses']:,} | {p['verdict_agreement']:.1%} | {step} |")
+    return "\n".join(lines) + "\n"
+
+
+def _schema_section(runs: list[dict[str, Any]]) -> str:
+    """The critique schema, only where an LLM teacher was asked for it (json mode)."""
+    config = next((r for r in runs if r), {}).get("config") or {}
+    teachers = config.get("teachers") or [config.get("teacher") or {}]
+    if not any(t.get("kind") == "llm" and t.get("mode") in ("json", "auto") for t in teachers):
+        return ""
+    return f"""### Critique schema
+
+LLM teachers in JSON mode return this object (validated with pydantic, repaired or rejected
+when invalid); it is rendered to the CFT text in `output`:
+
+```json
+{json.dumps(critique_schema(), indent=2)}
 ```
 """

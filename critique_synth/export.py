@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -36,15 +37,17 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import __version__
-from .card import render_card
+from .version import __version__
+from .card import read_runs, render_card
 from .config import ExportOptions
+from .consensus import choose, group, pairwise
 from .errors import UserError
-from .filters import Filters, balance_keep_rates, fraction_of, split_of, token_counter
+from .filters import Filters, balance_class, balance_cutoffs, fraction_of, split_of, token_counter
 from .fingerprint import unit_hash
 from .formats import CRITIQUE_ROWS, SCHEMAS, cft_row, llamafactory_info, sft_row
 from .lock import RunLock
 from .records import CritiqueRecord
+from .stats import Stats
 from .store import CRITIQUES, RUN, iter_lines
 from .view.review import read_decisions
 
@@ -136,24 +139,68 @@ class _Writers:
         return sizes
 
 
-def _balance_rates(
-    dirs: list[Path], options: ExportOptions, count_tokens: Any, review_drops: frozenset[str]
-) -> dict[str, float]:
-    """First pass, only when rebalancing: verdict counts of what the filters would keep."""
-    if options.balance is None:
-        return {"right": 1.0, "wrong": 1.0}
-    filters = Filters(options, count_tokens)
-    verdicts: Counter[str] = Counter()
-    for record in iter_records(dirs):
-        if record.key in review_drops:
-            continue
-        if filters.reason_to_drop(record) is None and not _split_out(record, options):
-            verdicts[record.critique.verdict] += 1
-    return balance_keep_rates(verdicts["right"], verdicts["wrong"], options.balance)
+@dataclass
+class _Plan:
+    """What the first pass decides: which critiques to keep (None: all) and rebalancing cutoffs."""
+
+    chosen: dict[int, str] | None
+    cutoffs: dict[str, float]
+    ties: int = 0
+    review_drops: frozenset[str] = frozenset()  # keys marked drop in a review file
+    pairwise: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _plan(
+    dirs: list[Path], options: ExportOptions, count_tokens: Any, review_drops: frozenset[str] = frozenset()
+) -> _Plan:
+    """Read the stores once to pick critiques (when `select` is not `all`) and once more to
+    count what rebalancing must keep (only with `balance`)."""
+    plan = _Plan(None, {"right": math.inf, "wrong": math.inf}, review_drops=review_drops)
+    if options.select != "all" or _several_teachers(dirs):
+        groups = group(iter_records(dirs))
+        plan.pairwise = pairwise(groups)
+        if options.select != "all":
+            plan.chosen = {}
+            for votes in groups.values():
+                picked = choose(votes, options.select)
+                plan.ties += not picked
+                plan.chosen.update((vote.key, why) for vote, why in picked)
+    if options.balance is not None:
+        filters = Filters(options, count_tokens)
+        fractions: dict[str, list[float]] = {"right": [], "wrong": []}
+        for record in iter_records(dirs):
+            if _drop_reason(record, filters, plan) is None and not _split_out(record, options):
+                fractions[balance_class(record)].append(fraction_of("balance", record.key))
+        plan.cutoffs = balance_cutoffs(fractions, options.balance)
+    return plan
+
+
+def _length_summary(lengths: list[int], *, estimated: bool) -> dict[str, Any]:
+    """Median and 90th percentile of the kept critiques' lengths in tokens."""
+    ordered = sorted(lengths) or [0]
+    return {
+        "median": ordered[len(ordered) // 2],
+        "p90": ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))],
+        "counted": "estimated (4 characters a token)" if estimated else "with the tokenizer",
+    }
+
+
+def _several_teachers(dirs: list[Path]) -> bool:
+    names = {name for run in read_runs(dirs) for name in run.get("teachers") or [run.get("teacher")]}
+    return len(names) > 1
+
+
+def _drop_reason(record: CritiqueRecord, filters: Filters, plan: _Plan) -> str | None:
+    """Both passes ask this in the same order: the filters keep state (duplicates seen)."""
+    if record.key in plan.review_drops:
+        return "review_drop"
+    if plan.chosen is not None and unit_hash(record.key) not in plan.chosen:
+        return "not_selected"
+    return filters.reason_to_drop(record)
 
 
 def _split_out(record: CritiqueRecord, options: ExportOptions) -> bool:
-    return options.disagreements == "split" and record.gold_agrees is False
+    return options.disagreements == "split" and record.agrees is False
 
 
 def export(
@@ -176,10 +223,10 @@ def export(
         for run_dir in dict.fromkeys(d.resolve() for d in dirs):
             locks.enter_context(RunLock(run_dir, "export", shared=True))
         count_tokens = token_counter(options)
-        rates = _balance_rates(dirs, options, count_tokens, review_drops)
+        plan = _plan(dirs, options, count_tokens, review_drops)
         tmp = _make_tmp(out)
         try:
-            sizes, counts = _write(dirs, tmp, options, count_tokens, rates, review_drops)
+            sizes, counts = _write(dirs, tmp, options, count_tokens, plan)
             check_out(out)
             _swap_in(tmp, out)
         except OSError as exc:
@@ -193,50 +240,45 @@ def export(
 
 
 def _write(
-    dirs: list[Path],
-    tmp: Path,
-    options: ExportOptions,
-    count_tokens: Any,
-    rates: dict[str, float],
-    review_drops: frozenset[str],
+    dirs: list[Path], tmp: Path, options: ExportOptions, count_tokens: Any, plan: _Plan
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The whole dataset folder in `tmp`; its sizes and counts."""
     writers = _Writers(tmp)
-    writers.add(options.formats[0], "train", None)
+    for fmt in options.formats:
+        writers.add(fmt, "train", None)  # every config the card names exists, if empty
     filters = Filters(options, count_tokens)
     critique_formats = [f for f in options.formats if f in CRITIQUE_ROWS]
     sft_pairs: set[int] = set()
     unreadable: Counter[str] = Counter()
+    stats = Stats(pairwise=plan.pairwise)
+    lengths: list[int] = []
     records = 0
     samples: list[dict[str, Any]] = []
     try:
         for record in iter_records(dirs, unreadable):
             records += 1
-            if record.key in review_drops:
-                filters.dropped["review_drop"] += 1
-                continue
+            stats.add_record(record)
             split = split_of(record.problem.id, options.test_size)
-            if (
-                "sft" in options.formats
-                and record.response.final_correct
-                and _fits(record, options, count_tokens)
-            ):
+            known = record.response.best_label
+            if "sft" in options.formats and known and known[1] and _fits(record, options, count_tokens):
                 pair = unit_hash(record.problem.question, record.response.text)
                 if pair not in sft_pairs:
                     sft_pairs.add(pair)
                     writers.add("sft", split, sft_row(record))
-            reason = filters.reason_to_drop(record)
-            rebalanced = fraction_of("balance", record.key) >= rates[record.critique.verdict]
+            reason = _drop_reason(record, filters, plan)
+            rebalanced = fraction_of("balance", record.key) > plan.cutoffs[balance_class(record)]
             if reason is None and not _split_out(record, options) and rebalanced:
                 reason = "rebalanced"
             if reason is not None:
                 filters.dropped[reason] += 1
                 continue
             split = "disagreements" if _split_out(record, options) else split
+            why = plan.chosen.get(unit_hash(record.key)) if plan.chosen is not None else "all"
             for fmt in critique_formats:
-                writers.add(fmt, split, CRITIQUE_ROWS[fmt](record))
+                writers.add(fmt, split, CRITIQUE_ROWS[fmt](record, why))
+            lengths.append(count_tokens(record.text))
             if len(samples) < 2 and split == "train":
-                samples.append(cft_row(record))
+                samples.append(cft_row(record, why))
     finally:
         sizes = writers.close()
     for path, n in unreadable.items():
@@ -245,11 +287,14 @@ def _write(
         "records_read": records,
         "unreadable_lines": sum(unreadable.values()),
         "dropped": dict(filters.dropped),
+        "critique_tokens": _length_summary(lengths, estimated=options.tokenizer is None),
+        "selection": {"select": options.select, "ties_without_a_majority": plan.ties},
         "rows": {fmt: {split: s["rows"] for split, s in splits.items()} for fmt, splits in sizes.items()},
     }
     files = {fmt: {split: str(s["path"]) for split, s in splits.items()} for fmt, splits in sizes.items()}
     (tmp / "dataset_info.json").write_text(json.dumps(llamafactory_info(files), indent=2), encoding="utf-8")
-    (tmp / "README.md").write_text(render_card(sizes, dirs, options, counts, samples), encoding="utf-8")
+    card = render_card(sizes, dirs, options, counts, samples, stats)
+    (tmp / "README.md").write_text(card, encoding="utf-8")
     marker = {"made_by": "critique-synth export", "version": __version__, "created_at": time.time()}
     (tmp / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
     return sizes, counts
@@ -258,7 +303,9 @@ def _write(
 def review_drops_of(path: Path) -> frozenset[str]:
     """Keys whose latest review decision is drop."""
     if not path.is_file():
-        raise UserError(f"--review {path}: no such file; give the review.jsonl that `critique-synth view` wrote")
+        raise UserError(
+            f"--review {path}: no such file; give the review.jsonl that `critique-synth view` wrote"
+        )
     return frozenset(key for key, decision in read_decisions(path).items() if decision == "drop")
 
 

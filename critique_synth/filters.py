@@ -8,6 +8,7 @@ Decisions are deterministic (hashes of keys and problem ids), so an export is re
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -67,10 +68,12 @@ class Filters:
         o = self.options
         if o.drop_truncated and (record.finish_reason == "length" or not record.critique.analysis.strip()):
             return "truncated_or_empty"
-        if o.disagreements == "drop" and record.gold_agrees is False:
-            return "disagrees_with_gold"
+        if o.disagreements == "drop" and record.agrees is False:
+            return "disagrees_with_label"
+        if o.crosscheck == "drop" and record.crosscheck:
+            return "crosscheck"
         if o.dedupe:
-            pair = unit_hash(record.problem.question, record.response.text)
+            pair = unit_hash(record.problem.question, record.response.text, record.teacher)
             if pair in self._pairs:
                 return "duplicate_pair"
             self._pairs.add(pair)
@@ -88,10 +91,24 @@ class Filters:
         return None
 
 
-def balance_keep_rates(right: int, wrong: int, target: float | None) -> dict[str, float]:
-    """Keep-probabilities per verdict that bring the share of 'right' to `target`."""
+def balance_class(record: CritiqueRecord) -> str:
+    """What rebalancing counts: whether the response is right by its best label, or, where no
+    label is known, by the verdict."""
+    best = record.response.best_label
+    right = best[1] if best is not None else record.critique.verdict == "right"
+    return "right" if right else "wrong"
+
+
+def balance_cutoffs(fractions: dict[str, list[float]], target: float | None) -> dict[str, float]:
+    """Per class, the largest `fraction_of` value kept, so the kept share of 'right' is exactly
+    `target` (to the nearest row): the larger class keeps its rows with the smallest hashes."""
+    keep_all = {"right": math.inf, "wrong": math.inf}
+    right, wrong = len(fractions["right"]), len(fractions["wrong"])
     if target is None or not right or not wrong:
-        return {"right": 1.0, "wrong": 1.0}
+        return keep_all
     if right / (right + wrong) > target:
-        return {"right": target * wrong / ((1 - target) * right), "wrong": 1.0}
-    return {"right": 1.0, "wrong": (1 - target) * right / (target * wrong)}
+        over, keep = "right", round(wrong * target / (1 - target))
+    else:
+        over, keep = "wrong", round(right * (1 - target) / target)
+    ordered = sorted(fractions[over])
+    return {**keep_all, over: ordered[keep - 1] if keep else -math.inf}

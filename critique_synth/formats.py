@@ -12,6 +12,7 @@ from typing import Any
 import pyarrow as pa
 
 from .records import CritiqueRecord
+from .steps import number_steps
 
 INSTRUCTION = "Please critique whether the following solution to the question is correct."
 
@@ -23,11 +24,19 @@ _META = [
     ("gold_answer", pa.string()),
     ("response_source", pa.string()),
     ("response_correct", pa.bool_()),
+    ("process_correct", pa.bool_()),
+    ("first_error_step", pa.int64()),
+    ("error_kind", pa.string()),
     ("verdict", pa.string()),
+    ("reference", pa.string()),
+    ("agrees", pa.bool_()),
+    ("step_agrees", pa.bool_()),
     ("gold_agrees", pa.bool_()),
+    ("crosscheck", pa.string()),
     ("first_wrong_step", pa.int64()),
     ("corrected_answer", pa.string()),
     ("teacher", pa.string()),
+    ("selected_by", pa.string()),
     ("key", pa.string()),
 ]
 SCHEMAS = {
@@ -47,7 +56,9 @@ SCHEMAS = {
 
 
 def cft_input(question: str, response: str) -> str:
-    return f"Question:\n{question}\n\nSolution:\n{response}"
+    """The WebInstruct-CFT input, with the solution's steps numbered as the teacher saw them,
+    so "step 3" in a critique points at the same text in the training data."""
+    return f"Question:\n{question}\n\nSolution:\n{number_steps(response)}"
 
 
 def user_turn(record: CritiqueRecord) -> str:
@@ -55,7 +66,8 @@ def user_turn(record: CritiqueRecord) -> str:
     return f"{INSTRUCTION}\n{cft_input(record.problem.question, record.response.text)}"
 
 
-def cft_row(record: CritiqueRecord) -> dict[str, Any]:
+def cft_row(record: CritiqueRecord, selected_by: str | None = None) -> dict[str, Any]:
+    response = record.response
     return {
         "instruction": INSTRUCTION,
         "input": cft_input(record.problem.question, record.response.text),
@@ -64,25 +76,33 @@ def cft_row(record: CritiqueRecord) -> dict[str, Any]:
         "question": record.problem.question,
         "response": record.response.text,
         "gold_answer": record.problem.answer,
-        "response_source": record.response.source,
-        "response_correct": record.response.final_correct,
+        "response_source": response.source,
+        "response_correct": response.final_correct,
+        "process_correct": response.process_correct,
+        "first_error_step": response.first_error_step,
+        "error_kind": response.error_kind,
         "verdict": record.critique.verdict,
+        "reference": record.reference,
+        "agrees": record.agrees,
+        "step_agrees": record.step_agrees,
         "gold_agrees": record.gold_agrees,
+        "crosscheck": record.crosscheck,
         "first_wrong_step": record.critique.first_wrong_step,
         "corrected_answer": record.critique.corrected_answer,
         "teacher": record.teacher,
+        "selected_by": selected_by,
         "key": record.key,
     }
 
 
-def trl_row(record: CritiqueRecord) -> dict[str, Any]:
+def trl_row(record: CritiqueRecord, selected_by: str | None = None) -> dict[str, Any]:
     return {
         "prompt": [{"role": "user", "content": user_turn(record)}],
         "completion": [{"role": "assistant", "content": record.text}],
     }
 
 
-def messages_row(record: CritiqueRecord) -> dict[str, Any]:
+def messages_row(record: CritiqueRecord, selected_by: str | None = None) -> dict[str, Any]:
     return {
         "messages": [
             {"role": "user", "content": user_turn(record)},

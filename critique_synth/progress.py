@@ -1,4 +1,6 @@
-"""Live progress: a rich panel on a terminal, a plain log line every few seconds otherwise."""
+"""Live progress: a rich bar with rate, ETA and cost on a terminal, a log line every few
+seconds otherwise. Logs go through the same console (see cli.py), so they print above the bar
+instead of being glued onto it."""
 
 from __future__ import annotations
 
@@ -7,23 +9,33 @@ import time
 from types import TracebackType
 
 from rich.console import Console
-from rich.live import Live
-from rich.text import Text
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .stats import Stats
 
 log = logging.getLogger("critique_synth.progress")
 
+# The one stderr console: the CLI's log handler, its messages and the progress bar share it, so
+# rich keeps log lines above the live bar. No markup: messages may contain [brackets].
+STDERR = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
 
 def describe(stats: Stats) -> str:
-    agreement = stats.agreement
+    a = stats.agreement
     parts = [
         f"problems {stats.problems:,}",
         f"critiques {stats.critiques:,}",
         f"rejects {stats.rejected:,}",
         f"right/wrong {stats.verdicts['right']:,}/{stats.verdicts['wrong']:,}",
-        f"gold agreement {agreement:.1%}" if agreement is not None else "gold agreement n/a",
+        f"agreement {_percent(a.rate('process'))} by process, "
+        f"{_percent(a.rate('final_answer'))} by final answer",
     ]
+    if a.step_rate is not None:
+        parts.append(f"first step {_percent(a.step_rate)}")
     if stats.requests:
         usage = stats.usage
         parts.append(
@@ -36,19 +48,34 @@ def describe(stats: Stats) -> str:
 
 
 class ProgressView:
-    """Call `update(stats)` as often as you like; it redraws at most a few times a second."""
+    """Call `update(stats)` as often as you like; it redraws at most a few times a second.
 
-    def __init__(self, console: Console | None = None, every: float = 10.0) -> None:
-        self.console = console or Console(stderr=True)
+    `total` is the number of units when known (problems x samples x teachers), for the bar and
+    the ETA; without it the bar just counts.
+    """
+
+    def __init__(self, console: Console | None = None, every: float = 10.0, total: int | None = None) -> None:
+        self.console = console or STDERR
         self.live = self.console.is_terminal
         self.every = 0.25 if self.live else every
+        self.total = total
         self._last = 0.0
-        self._view: Live | None = None
+        self._bar: Progress | None = None
+        self._task = 0
 
     def __enter__(self) -> ProgressView:
         if self.live:
-            self._view = Live(Text("starting…"), console=self.console, refresh_per_second=4)
-            self._view.__enter__()
+            self._bar = Progress(
+                TextColumn("[bold]critiques"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                TextColumn("{task.fields[line]}"),
+                console=self.console,
+                transient=False,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task("run", total=self.total, line="starting…")
         return self
 
     def update(self, stats: Stats, force: bool = False) -> None:
@@ -56,13 +83,23 @@ class ProgressView:
         if not force and now - self._last < self.every:
             return
         self._last = now
-        if self._view is not None:
-            self._view.update(Text(describe(stats)))
+        if self._bar is not None:
+            done = stats.critiques + stats.rejected
+            self._bar.update(self._task, completed=done, line=_short(stats))
         else:
             log.info("%s", describe(stats))
 
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self._view is not None:
-            self._view.__exit__(kind, exc, tb)
+        if self._bar is not None:
+            self._bar.__exit__(kind, exc, tb)
+
+
+def _short(stats: Stats) -> str:
+    """The bar's tail: rate, rejects, agreement and cost in one short line."""
+    cost = f" · ${stats.usage.cost:,.4f}" if stats.usage.cost else ""
+    return (
+        f"{stats.rate():.1f} req/s · rejects {stats.rejected:,} · "
+        f"agreement {_percent(stats.agreement.rate())}{cost}"
+    )

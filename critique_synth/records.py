@@ -69,12 +69,14 @@ class Usage(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    unpriced: int = Field(default=0, description="tokens of models with no known price: cost unknown")
 
     def add(self, other: Usage) -> Usage:
         return Usage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
             cost=self.cost + other.cost,
+            unpriced=self.unpriced + other.unpriced,
         )
 
 
@@ -104,6 +106,7 @@ class Response(BaseModel):
     error_kind: str | None = None
     label_source: str | None = None
     finish_reason: str | None = None
+    reasoning: str | None = Field(default=None, description="the model's reasoning_content; never trained on")
     usage: Usage = Field(default_factory=Usage)
 
     @property
@@ -144,15 +147,24 @@ class Critique(BaseModel):
         return self
 
     def render(self) -> str:
-        """The CFT text form: analysis, then the error and fix, then the conclusion line."""
-        parts = [self.analysis.strip()]
+        """The CFT text: the analysis as one critique, closing with what it has not said yet
+        (the first wrong step, the boxed correct answer), then the conclusion line."""
+        text = self.analysis.strip()
+        closing = []
         if self.verdict == "wrong":
-            if self.first_wrong_step is not None:
-                parts.append(f"The first error is in step {self.first_wrong_step}.")
-            if self.corrected_answer:
-                parts.append(f"The correct final answer is \\boxed{{{self.corrected_answer}}}.")
-        parts.append(f"Conclusion: {self.verdict} [END]")
-        return "\n\n".join(parts)
+            step = self.first_wrong_step
+            if step is not None and not re.search(rf"\bstep {step}\b", text, re.IGNORECASE):
+                closing.append(f"The first error is in step {step}.")
+            if self.corrected_answer and "\\boxed" not in text:
+                closing.append(f"The correct final answer is \\boxed{{{self.corrected_answer}}}.")
+        if closing:
+            text = f"{text} {' '.join(closing)}"
+        return f"{text}\n\nConclusion: {self.verdict} [END]"
+
+
+def critique_schema() -> dict[str, object]:
+    """The JSON Schema endpoints are asked to follow; schemas/critique.schema.json mirrors it."""
+    return Critique.model_json_schema()
 
 
 def parse_conclusion(text: str) -> Verdict | None:
@@ -188,6 +200,7 @@ class CritiqueRecord(BaseModel):
     request_fingerprint: str | None = None
     attempts: int = 1
     finish_reason: str | None = None
+    reasoning: str | None = Field(default=None, description="the teacher's reasoning_content; not in `text`")
     usage: Usage = Field(default_factory=Usage)
     created_at: float = Field(default_factory=time.time)
 
@@ -207,6 +220,7 @@ class Rejection(BaseModel):
     problem_id: str
     stage: Literal["student", "teacher", "input"]
     reason: str
+    teacher: str | None = None
     detail: str
     raw: str | None = None
     response: str | None = None

@@ -3,7 +3,7 @@
 import json
 from pathlib import Path
 
-from critique_synth.teachers import critique_schema
+from critique_synth.records import critique_schema
 
 OUT = Path(__file__).resolve().parent.parent / "schemas" / "critique.schema.json"
 

@@ -47,7 +47,9 @@ def record(
     return CritiqueRecord(
         key=key or hashlib.sha256(f"{pid}|{response}|{verdict}".encode()).hexdigest()[:24],
         problem=Problem(id=pid, question=question or f"What is 2 + 2? ({pid})", answer="4"),
-        response=Response(key="r", problem_id=pid, text=response, source="test", correct=correct),
+        response=Response(
+            key=f"r-{pid}-{response}", problem_id=pid, text=response, source="test", correct=correct
+        ),
         critique=critique,
         text=critique.render(),
         teacher="llm:test",
@@ -88,7 +90,11 @@ def test_cft_is_byte_for_byte_the_webinstruct_layout(tmp_path: Path) -> None:
     export(store(tmp_path / "run", [rec]), out)
     (row,) = rows(out)
     assert row["instruction"] == "Please critique whether the following solution to the question is correct."
-    assert row["input"] == "Question:\nWhat is 6 * 7?\n\nSolution:\n6 * 7 = 42\nThe answer is \\boxed{42}."
+    # the layout of WebInstruct-CFT, with the steps numbered as the teacher saw them
+    assert (
+        row["input"]
+        == "Question:\nWhat is 6 * 7?\n\nSolution:\nStep 1: 6 * 7 = 42\nStep 2: The answer is \\boxed{42}."
+    )
     assert row["output"] == "The product is right.\n\nConclusion: right [END]"
     assert list(row)[:3] == ["instruction", "input", "output"]
 
@@ -153,7 +159,7 @@ def test_disagreements_keep_drop_split(tmp_path: Path) -> None:
     drop = export(run, tmp_path / "drop", ExportOptions(disagreements="drop"))
     split = export(run, tmp_path / "split", ExportOptions(disagreements="split"))
     assert keep.rows == 12 and keep.counts["dropped"] == {}
-    assert drop.rows == 8 and drop.counts["dropped"] == {"disagrees_with_gold": 4}
+    assert drop.rows == 8 and drop.counts["dropped"] == {"disagrees_with_label": 4}
     assert split.counts["rows"]["cft"] == {"train": 8, "disagreements": 4}
     assert {r["problem_id"] for r in rows(tmp_path / "split", split="disagreements")} == {
         f"d{i}" for i in range(4)
@@ -171,19 +177,33 @@ def test_rebalance_to_a_target_ratio(tmp_path: Path) -> None:
     kept = rows(tmp_path / "ds")
     right = sum(r["verdict"] == "right" for r in kept)
     wrong = sum(r["verdict"] == "wrong" for r in kept)
-    assert wrong == 100
-    assert 75 <= right <= 125
-    assert result.counts["dropped"] == {"rebalanced": 300 - right}
+    assert (right, wrong) == (100, 100)  # exact, not about 100
+    assert result.counts["dropped"] == {"rebalanced": 200}
     again = export(
         store(tmp_path / "run", records), tmp_path / "ds2", ExportOptions(balance=0.5, formats=["cft"])
     )
     assert again.counts == result.counts
+    assert sorted(r["key"] for r in rows(tmp_path / "ds2")) == sorted(r["key"] for r in kept)
+
+
+@pytest.mark.parametrize(("target", "right", "wrong"), [(0.8, 300, 75), (0.2, 25, 100), (0.75, 300, 100)])
+def test_rebalance_is_exact_either_way(tmp_path: Path, target: float, right: int, wrong: int) -> None:
+    """The kept share of responses known right is the target, to the row."""
+    records = [record(f"r{i}") for i in range(300)] + [
+        record(f"w{i}", verdict="wrong", correct=False) for i in range(100)
+    ]
+    export(store(tmp_path / "run", records), tmp_path / "ds", ExportOptions(balance=target, formats=["cft"]))
+    kept = rows(tmp_path / "ds")
+    assert (sum(r["response_correct"] for r in kept), sum(not r["response_correct"] for r in kept)) == (
+        right,
+        wrong,
+    )
 
 
 def test_duplicates_length_and_truncation_counts(tmp_path: Path) -> None:
     records = [
         record("p1"),
-        record("p1", key="b" * 24),  # same question and response under another key
+        record("p1b", question="What is 2 + 2? (p1)", key="b" * 24),  # same question and response, another id
         record("p2", question="What is 2 + 2?"),
         record("p3", question="what is 2+2 ?"),  # the same question, normalized
         record("p4", response="x " * 5000),  # far too long
@@ -205,7 +225,13 @@ def test_card_front_matter_counts_and_no_secrets(tmp_path: Path, monkeypatch: py
     run = {
         "teacher": "llm:gpt-4o",
         "students": "inject",
-        "config": {"teacher": {"endpoint": {"base_urls": [f"https://user:{SECRET}@example.com/v1"]}}},
+        "config": {
+            "teacher": {
+                "kind": "llm",
+                "mode": "json",
+                "endpoint": {"base_urls": [f"https://user:{SECRET}@example.com/v1"]},
+            }
+        },
         "prompts": {"teacher": {"version": "abc123def456", "text": "You are an expert."}},
         "counts": {
             "critiques": 3,
@@ -263,7 +289,9 @@ def test_export_cli_and_stats(tmp_path: Path) -> None:
     assert missing.returncode == 2 and "no critiques.jsonl" in missing.stderr
     stats = run_cli("stats", str(out))
     assert stats.returncode == 0
-    assert "critiques" in stats.stdout and "20" in stats.stdout and "100.0% of 20" in stats.stdout
+    assert "critiques" in stats.stdout and re.search(
+        r"agreement by process label +│ +\d+\.\d% of 20", stats.stdout
+    )
 
 
 def test_reexport_is_not_served_from_a_stale_cache(tmp_path: Path) -> None:

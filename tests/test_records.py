@@ -5,8 +5,8 @@ from pydantic import ValidationError
 
 from critique_synth.labels import agrees_with
 from critique_synth.prompts import load_prompt, resource_dir
-from critique_synth.records import Critique, parse_conclusion
-from critique_synth.teachers import critique_schema, parse_text_critique
+from critique_synth.records import Critique, critique_schema, parse_conclusion
+from critique_synth.teachers import parse_text_critique
 
 
 def test_rendered_text_ends_with_the_verdict_it_carries() -> None:
