@@ -143,3 +143,55 @@ def test_consensus_rules() -> None:
     assert steps_agree(unlabelled) is False
     assert [(v.teacher, why) for v, why in choose(unlabelled, "best")] == [("a", "majority")]
     assert choose([vote("a", "wrong"), vote("b", "right")], "best") == []
+
+
+STEP_ERRORS = [  # a wrong step, a right final answer: wrong by process, right by final answer
+    (
+        "b1",
+        "A baker makes 12 trays of 8 cookies and sells 16. How many are left?",
+        "80",
+        "12 * 8 = 86 cookies.\n96 - 16 = 80 cookies are left.\n#### 80",
+        False,
+        1,
+    ),
+    (
+        "b2",
+        "Ann has 5 boxes of 6 pens and gives away 7. How many pens does she keep?",
+        "23",
+        "She has 5 * 6 = 30 pens.\nShe gives away 7, so 30 - 7 = 24 pens.\nShe keeps 23 pens.\n#### 23",
+        False,
+        2,
+    ),
+    (
+        "b3",
+        "A bus carries 4 rows of 9 people. 6 get off. How many remain?",
+        "30",
+        "4 * 9 = 36 people.\n36 - 6 = 30 people remain.\n#### 30",
+        True,
+        None,
+    ),
+]
+
+
+def test_step_errors_with_right_answers_are_judged_by_process(tmp_path: Path) -> None:
+    """A critic that rightly calls such a response wrong agrees with its process label, though it
+    contradicts the final answer; dropping disagreements keeps its critique."""
+    rows = [
+        {"id": i, "question": q, "answer": a, "response": r, "label": ok, "first_error_step": step}
+        for i, q, a, r, ok, step in STEP_ERRORS
+    ]
+    problems = tmp_path / "labelled.jsonl"
+    problems.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    out = tmp_path / "run"
+    result = generate({"problems": {"path": str(problems)}, "students": {"kind": "dataset"}}, out=out)
+    records = {r["problem"]["id"]: r for r in read_jsonl(out / "critiques.jsonl")}
+    for pid in ("b1", "b2"):
+        r = records[pid]
+        assert r["response"]["final_correct"] is True and r["response"]["process_correct"] is False
+        assert r["critique"]["verdict"] == "wrong" and r["reference"] == "process"
+        assert r["agrees"] is True and r["gold_agrees"] is False
+    assert result.stats.agreement.rate("process") == 1.0
+    kept = export(out, tmp_path / "ds", ExportOptions(disagreements="drop", formats=["cft", "sft"]))
+    assert kept.counts["rows"]["cft"]["train"] == 3 and "disagrees_with_label" not in kept.counts["dropped"]
+    sft = pq.read_table(tmp_path / "ds" / "data" / "sft" / "train-00000-of-00001.parquet").to_pylist()
+    assert [r["problem_id"] for r in sft] == ["b3"]  # only the response right by its steps
