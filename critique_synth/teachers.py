@@ -32,7 +32,7 @@ from .verify import extract_boxed
 
 log = logging.getLogger(__name__)
 
-CRITIC_VERSION = "builtin-critic-1"
+CRITIC_VERSION = "builtin-critic-2"
 OUTPUT_MODES = ("json_schema", "json_object_schema", "json_object", "text")
 _SCHEMA = critique_schema()
 _FENCE_RE = re.compile(r"^\s*```(?:json)?\s*|\s*```\s*$")
