@@ -20,20 +20,19 @@ CLEAN = "clean"
 
 def calibration_rows(n: int = 160, seed: int = 0) -> list[dict]:
     """`n` rows {id, question, answer, response, process_correct, first_error_step, error_kind,
-    final_correct}, as many clean references as each error kind gets (error_kind None for clean),
-    each row from a different problem where the sample has enough."""
+    final_correct}: half clean references, half wrong variants spread evenly over the error
+    kinds (error_kind None for clean), each from a different problem while the sample lasts.
+    Ids are unique: an audit reads each once."""
     problems = _problems(seed)
-    labels = [CLEAN, *ERROR_KINDS]
+    labels = [label for kind in ERROR_KINDS for label in (CLEAN, kind)]
     rows: list[dict] = []
-    cursor = 0
-    attempts = 0
-    while len(rows) < n and attempts < n * len(problems):
-        label = labels[len(rows) % len(labels)]
-        problem = problems[cursor % len(problems)]
-        cursor += 1
-        attempts += 1
-        row = _row(problem, label, seed)
-        if row is not None:
+    seen: set[str] = set()
+    for attempt in range(n * len(labels)):
+        if len(rows) == n:
+            break
+        row = _row(problems[attempt % len(problems)], labels[len(rows) % len(labels)], seed)
+        if row is not None and row["id"] not in seen:
+            seen.add(row["id"])
             rows.append(row)
     return rows
 
@@ -60,7 +59,7 @@ def _row(problem: Problem, label: str, seed: int) -> dict | None:
         text, step, kind = injected.text, injected.step, injected.kind
     _, final_correct = check_response(text, problem.answer)
     return {
-        "id": f"{problem.id}:{label}",
+        "id": f"{problem.id}:{kind or CLEAN}",
         "question": problem.question,
         "answer": problem.answer,
         "response": text,

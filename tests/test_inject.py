@@ -273,6 +273,7 @@ def test_calibration_rows_are_deterministic_and_cover_every_kind() -> None:
     assert rows == calibration_rows(90, seed=3)
     assert rows != calibration_rows(90, seed=4)
     assert len(rows) == 90 and len({r["id"] for r in rows}) == 90
+    assert sum(r["process_correct"] for r in rows) == 45  # half clean, as in ProcessBench's sets
     kinds = {r["error_kind"] for r in rows}
     assert kinds == {None, *ERROR_KINDS}
     for row in rows:
