@@ -5,7 +5,7 @@ from pydantic import ValidationError
 
 from critique_synth.labels import agrees_with
 from critique_synth.prompts import load_prompt, resource_dir
-from critique_synth.records import Critique, critique_schema, parse_conclusion
+from critique_synth.records import Critique, CritiqueRecord, critique_schema, parse_conclusion
 from critique_synth.teachers import parse_text_critique
 
 
@@ -73,3 +73,32 @@ def test_prompts_delimit_untrusted_text() -> None:
     assert user.rstrip().endswith("</solution>")
     assert "untrusted" in prompt.system("json")
     assert len(prompt.version) == 12
+
+
+def test_records_written_before_process_labels_still_read() -> None:
+    """An older line: `correct` for the final-answer check, no reference; its gold agreement is
+    what it was checked against, and the process labels are unknown."""
+    old = {
+        "key": "k" * 24,
+        "problem": {"id": "p", "question": "2 + 2?", "answer": "4"},
+        "response": {
+            "key": "r",
+            "problem_id": "p",
+            "text": "2 + 2 = 5\n#### 5",
+            "source": "inject",
+            "correct": False,
+        },
+        "critique": {
+            "analysis": "2 + 2 = 4.",
+            "first_wrong_step": 1,
+            "corrected_answer": "4",
+            "verdict": "wrong",
+        },
+        "text": "2 + 2 = 4.\n\nConclusion: wrong [END]",
+        "teacher": "builtin",
+        "gold_agrees": True,
+    }
+    record = CritiqueRecord.model_validate_json(json.dumps(old))
+    assert record.response.final_correct is False and record.response.process_correct is None
+    assert (record.reference, record.agrees, record.step_agrees) == ("final_answer", True, None)
+    assert record.response.best_label == ("final_answer", False)
