@@ -263,7 +263,13 @@ def export_cmd(
     format: Annotated[list[str] | None, typer.Option(help="cft | trl | messages | sft (repeat)")] = None,
     test_size: Annotated[float | None, typer.Option(help="share of problems in the test split")] = None,
     disagreements: Annotated[str | None, typer.Option(help="keep | drop | split")] = None,
-    balance: Annotated[float | None, typer.Option(help="target share of 'right' verdicts")] = None,
+    select: Annotated[
+        str | None, typer.Option(help="several critiques a response: best | majority | all")
+    ] = None,
+    crosscheck: Annotated[
+        str | None, typer.Option(help="keep | drop critiques the built-in checks prove wrong")
+    ] = None,
+    balance: Annotated[float | None, typer.Option(help="target share of responses known right")] = None,
     dedupe: Annotated[bool, typer.Option(help="drop exact (question, response) duplicates")] = True,
     near_duplicates: Annotated[bool, typer.Option(help="drop near-duplicate questions")] = False,
     min_tokens: Annotated[int | None, typer.Option(help="drop shorter examples")] = None,
@@ -304,6 +310,8 @@ def view_cmd(
     run_dirs: Annotated[list[Path], typer.Argument(help="run directories, finished or in progress")],
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8000,
     host: Annotated[str | None, typer.Option(help="bind another address (the page has no login)")] = None,
+        "select": select,
+        "crosscheck": crosscheck,
     review: Annotated[Path | None, typer.Option(help="where keep/drop go; FIRST_DIR/review.jsonl")] = None,
 ) -> None:
     """A local page to read critiques, disagreements and audits, and mark records keep or drop."""
