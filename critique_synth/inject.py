@@ -21,7 +21,6 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
-from typing import Literal, get_args
 
 from .arithmetic import evaluate, format_number, number_value, tokenize
 from .carry import (
@@ -35,19 +34,9 @@ from .carry import (
     question_values,
     unit_after,
 )
+from .kinds import ERROR_KINDS, ErrorKind
 from .steps import split_steps, step_at
 
-ErrorKind = Literal[
-    "computation",
-    "operand_misread",
-    "wrong_operation",
-    "skipped_step",
-    "dropped_conversion",
-    "intermediate_answer",
-    "off_by_one",
-    "final_answer",
-]
-ERROR_KINDS: tuple[ErrorKind, ...] = get_args(ErrorKind)
 _DELTAS = (1, 2, 3, 4, 5, 10, -1, -2, -10, 6)
 _SWAPS = {
     "+": "-",

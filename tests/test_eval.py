@@ -18,10 +18,10 @@ import critique_synth
 from critique_synth.cli import app
 from critique_synth.sources import SAMPLE_PATH
 from critique_synth.testserver import MockLLMServer
-from critique_synth.train import EvalOptions, evaluate
-from critique_synth.train.evaluate import EVAL_PATH, problem_source
-from critique_synth.train.progress import CountProgress
-from critique_synth.train.tiny import make_model
+from critique_synth.trainer import EvalOptions, evaluate
+from critique_synth.trainer.evaluate import EVAL_PATH, problem_source
+from critique_synth.trainer.progress import CountProgress
+from critique_synth.trainer.tiny import make_model
 
 from .conftest import read_jsonl
 

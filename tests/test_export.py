@@ -304,7 +304,7 @@ def test_reexport_is_not_served_from_a_stale_cache(tmp_path: Path) -> None:
 
 
 def test_token_bounds_with_a_real_tokenizer(tmp_path: Path) -> None:
-    from critique_synth.train.tiny import make_tokenizer
+    from critique_synth.trainer.tiny import make_tokenizer
 
     make_tokenizer().save_pretrained(tmp_path / "tok")
     short = record("p1")

@@ -15,9 +15,9 @@ from typer.testing import CliRunner
 
 import critique_synth
 from critique_synth.cli import app
-from critique_synth.train.data import IGNORE, DataReport, Encoder, collate
-from critique_synth.train.loss import TargetLoss
-from critique_synth.train.tiny import make_model, make_tokenizer
+from critique_synth.trainer.data import IGNORE, DataReport, Encoder, collate
+from critique_synth.trainer.loss import TargetLoss
+from critique_synth.trainer.tiny import make_model, make_tokenizer
 
 from .conftest import cli_env, read_jsonl
 
@@ -263,6 +263,6 @@ def test_train_without_the_extra_says_what_to_install(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setitem(sys.modules, "torch", None)  # as if torch were not installed
-    monkeypatch.delitem(sys.modules, "critique_synth.train.loop")  # so its import runs again
+    monkeypatch.delitem(sys.modules, "critique_synth.trainer.loop")  # so its import runs again
     result = invoke("train", "--data", "x", "--model", "m", "--out", str(tmp_path / "o"), code=2)
     assert "pip install 'critique-synth[train]'" in result.output

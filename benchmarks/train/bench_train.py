@@ -23,7 +23,7 @@ from pathlib import Path
 OURS = """
 import json, sys, time
 from pathlib import Path
-from critique_synth.train import TrainOptions, train
+from critique_synth.trainer import TrainOptions, train
 data, model, out = sys.argv[1], sys.argv[2], Path(sys.argv[3])
 batch, steps = int(sys.argv[4]), int(sys.argv[5])
 t0 = time.perf_counter()
@@ -43,7 +43,7 @@ import json, sys, time
 import torch
 from datasets import load_dataset
 from trl import SFTConfig, SFTTrainer
-from critique_synth.train.models import load
+from critique_synth.trainer.models import load
 data, model_path, out = sys.argv[1], sys.argv[2], sys.argv[3]
 batch, steps = int(sys.argv[4]), int(sys.argv[5])
 dataset = load_dataset(data, "trl", split="train")
@@ -93,7 +93,7 @@ def main() -> None:
     import trl
 
     import critique_synth
-    from critique_synth.train.tiny import make_model
+    from critique_synth.trainer.tiny import make_model
 
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)

@@ -35,9 +35,9 @@ def main() -> None:
     import torch
 
     import critique_synth
-    from critique_synth.train import TrainOptions, train
-    from critique_synth.train.models import load_model
-    from critique_synth.train.tiny import make_model
+    from critique_synth.trainer import TrainOptions, train
+    from critique_synth.trainer.models import load_model
+    from critique_synth.trainer.tiny import make_model
 
     shape = (
         {"hidden": 64, "layers": 2, "heads": 4, "kv_heads": 2, "intermediate": 128, "vocab_size": 512}

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..errors import UserError
+from ..lazy import functions_win
 from .options import EvalOptions, TrainOptions
 
 if TYPE_CHECKING:
@@ -37,3 +38,7 @@ def evaluate(options: EvalOptions, console: Console | None = None) -> EvalResult
     from .evaluate import evaluate as run
 
     return run(options, console)
+
+
+# trainer/evaluate.py is a module too: `critique_synth.trainer.evaluate` stays this function.
+functions_win(__name__, ("evaluate",))
