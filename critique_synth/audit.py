@@ -97,7 +97,7 @@ class AuditReport:
 
 def audit(
     config: RunConfig,
-    out: Path,
+    out: str | Path,
     *,
     data: str | None = None,
     fields: FieldMap | None = None,
@@ -110,7 +110,7 @@ def audit(
     return asyncio.run(
         aaudit(
             config,
-            out,
+            Path(out),
             data=data,
             fields=fields,
             split=split,
