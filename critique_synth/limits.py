@@ -8,7 +8,7 @@ TCP's AIMD and Netflix's concurrency-limits find theirs, from windows of complet
 - latency near the lowest window mean seen (the no-load latency): grow, doubling per window
   until the first sign of queueing (slow start), then by an eighth;
 - latency more than twice that with no throughput gain: shrink towards where it was not;
-- a timeout: halve, once per window.
+- a timeout: halve, once per round of requests in flight.
 
 It starts at a quarter of the ceiling, so the first requests cannot bury a one-slot server,
 and a fast server is at the ceiling after a round trip or two. Windows are short (a quarter
@@ -46,6 +46,7 @@ class ConcurrencyLimit:
         self._slow_start = True
         self._base = math.inf
         self._tput = 0.0
+        self._cut_at = -math.inf
         self._reset(time.monotonic())
 
     async def acquire(self) -> None:
@@ -63,12 +64,14 @@ class ConcurrencyLimit:
                 self._wake()
             raise
 
-    def release(self, latency: float | None = None, *, timed_out: bool = False) -> None:
-        """A request is over: `latency` of a served reply (None: an error that says nothing)."""
+    def release(self, latency: float | None = None, *, timed_out: float | None = None) -> None:
+        """A request is over: `latency` of a served reply (None: an error that says nothing);
+        `timed_out`: when a request that timed out was sent."""
         self.inflight -= 1
+        self.timeouts += timed_out is not None
         if self.adaptive:
-            if timed_out:
-                self._timed_out()
+            if timed_out is not None:
+                self._timed_out(timed_out)
             elif latency is not None:
                 self._served(latency)
         self._wake()
@@ -83,15 +86,16 @@ class ConcurrencyLimit:
 
     def _reset(self, now: float) -> None:
         self._start, self._n, self._sum = now, 0, 0.0
-        self._low, self._high, self._busy, self._cut = math.inf, 0.0, 0, False
+        self._low, self._high, self._busy = math.inf, 0.0, 0
 
-    def _timed_out(self) -> None:
-        self.timeouts += 1
-        if not self._cut:
+    def _timed_out(self, sent: float) -> None:
+        """Halve, once for the requests in flight at the last cut: only a request sent after
+        it says the halved limit is still too high."""
+        if sent >= self._cut_at:
             self._set(self.limit / 2, "a request timed out")
             self._slow_start = False
-            self._reset(time.monotonic())
-            self._cut = True
+            self._cut_at = time.monotonic()
+            self._reset(self._cut_at)
 
     def _served(self, latency: float) -> None:
         self._n += 1

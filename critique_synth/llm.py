@@ -21,6 +21,7 @@ import logging
 import os
 import random
 import re
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -118,7 +119,7 @@ class LLMClient:
         self.transport = transport or AiohttpTransport(endpoint, endpoint_headers(endpoint, api_key, role))
         self.limit = ConcurrencyLimit(endpoint.concurrency, adaptive=endpoint.adaptive)
         self._pacer = Pacer(endpoint.rpm, endpoint.tpm)
-        self._prices = PriceBook(endpoint.prices)
+        self._prices = PriceBook(endpoint.prices, batch=endpoint.batch)
         self._guard = FailFast(self)
 
     async def __aenter__(self) -> LLMClient:
@@ -228,19 +229,18 @@ class LLMClient:
         await self._pacer.acquire(estimate)
         await self.limit.acquire()
         self.stats.requests += 1
-        loop = asyncio.get_running_loop()
-        sent = loop.time()
+        sent = time.monotonic()
         try:
             reply = await self.transport.post("chat/completions", payload)
         except LLMError as exc:
-            self.limit.release(timed_out=exc.reason == "timeout")
+            self.limit.release(timed_out=sent if exc.reason == "timeout" else None)
             raise
         if reply.status != 200:
             self.limit.release()
             if reply.status == 429:
                 self._pacer.rate_limited()
             raise self._http_error(reply)
-        self.limit.release(loop.time() - sent)
+        self.limit.release(time.monotonic() - sent)
         self._pacer.succeeded()
         completion = _parse_completion(reply.body)
         self._pacer.refund(estimate - completion.usage.prompt_tokens - completion.usage.completion_tokens)

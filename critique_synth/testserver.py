@@ -37,6 +37,7 @@ from aiohttp import web
 
 from .critic import builtin_critique
 from .records import Problem
+from .testserver_batch import attach as attach_batch_api
 
 FAULTS = (
     "429",
@@ -130,6 +131,7 @@ class MockLLMServer:
         app.router.add_post("/openai/deployments/{deployment}/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/_log", self._log)
+        attach_batch_api(self, app)
         return app
 
     async def serve(self) -> None:
@@ -472,6 +474,7 @@ def main() -> None:
     parser.add_argument("--hang", type=float, default=30.0)
     parser.add_argument("--retry-after", type=float, default=0.05)
     parser.add_argument("--hidden-rpm", type=int)
+    parser.add_argument("--slots", type=int, help="requests served at once; the rest queue")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--huge-bytes", type=int, default=200_000_000, help="size of huge/bomb bodies")
     args = parser.parse_args()
@@ -486,6 +489,7 @@ def main() -> None:
         hang=args.hang,
         seed=args.seed,
         hidden_rpm=args.hidden_rpm,
+        slots=args.slots,
         huge_bytes=args.huge_bytes,
     )
     server = MockLLMServer(config, args.host, args.port)
