@@ -52,8 +52,7 @@ def test_a_wrong_model_stops_the_run_with_nothing_rejected_and_a_rerun_works(
     with pytest.raises(UserError, match=r"has no model 'teacher-x'.*check the model name"):
         generate(_config(server, problems_file, "teacher-x"), out=out)
     assert read_jsonl(out / "rejected.jsonl") == []
-    summary = json.loads((out / "run.json").read_text())
-    assert summary["finished"] is False
+    assert len(server.log) <= 64  # the first round of requests at most: then it stopped
     result = generate(_config(server, problems_file), out=out, allow_config_change=True)
     assert result.stats.critiques == 12
 
