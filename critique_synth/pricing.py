@@ -1,4 +1,5 @@
-"""What a request costs: a built-in table of OpenAI list prices, overridden by `endpoint.prices`.
+"""What a request costs: a built-in table of OpenAI list prices, overridden by `endpoint.prices`;
+half of it on a Batch API endpoint (`endpoint.batch`).
 
 A model with no known price costs *unknown*, not $0: its tokens are counted as `unpriced` in
 the usage, and summaries say "cost unknown" rather than print a reassuring zero. Dated
@@ -37,6 +38,7 @@ _TABLE: dict[str, tuple[float, float]] = {
     "gpt-4-turbo": (10.0, 30.0),
     "gpt-3.5-turbo": (0.5, 1.5),
 }
+BATCH_DISCOUNT = 0.5  # the Batch API charges half of the list price, input and output alike
 DEFAULT_PRICES: dict[str, Price] = {name: Price(input=i, output=o) for name, (i, o) in _TABLE.items()}
 _SNAPSHOT_RE = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 
@@ -44,7 +46,8 @@ _SNAPSHOT_RE = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 class PriceBook:
     """Prices by model name, looked up once per model and kept."""
 
-    def __init__(self, overrides: Mapping[str, Price]) -> None:
+    def __init__(self, overrides: Mapping[str, Price], *, batch: bool = False) -> None:
+        self.discount = BATCH_DISCOUNT if batch else 1.0
         self._prices: dict[str, Price] = {**DEFAULT_PRICES, **overrides}
         self._found: dict[str, Price | None] = {}
 
@@ -58,7 +61,8 @@ class PriceBook:
         price = self.price(model)
         if price is None:
             return usage.model_copy(update={"unpriced": usage.prompt_tokens + usage.completion_tokens})
-        cost = (usage.prompt_tokens * price.input + usage.completion_tokens * price.output) / 1e6
+        listed = usage.prompt_tokens * price.input + usage.completion_tokens * price.output
+        cost = self.discount * listed / 1e6
         return usage.model_copy(update={"cost": cost})
 
 

@@ -38,9 +38,7 @@ def describe(stats: Stats) -> str:
         parts.append(f"first step {_percent(a.step_rate)}")
     if stats.requests:
         usage = stats.usage
-        parts.append(
-            f"tokens {usage.prompt_tokens:,} in / {usage.completion_tokens:,} out, ${usage.cost:,.4f}"
-        )
+        parts.append(f"tokens {usage.prompt_tokens:,} in / {usage.completion_tokens:,} out, {_spent(stats)}")
         parts.append(f"{stats.rate():.1f} req/s, {stats.retries:,} retries")
     if stats.resumed:
         parts.append(f"{stats.resumed:,} already done")
@@ -96,9 +94,15 @@ class ProgressView:
             self._bar.__exit__(kind, exc, tb)
 
 
+def _spent(stats: Stats) -> str:
+    """The cost so far, against the budget when the run has one."""
+    spent = f"${stats.usage.cost:,.4f}"
+    return f"{spent} of ${stats.budget_usd:,.2f} budget" if stats.budget_usd else spent
+
+
 def _short(stats: Stats) -> str:
     """The bar's tail: rate, rejects, agreement and cost in one short line."""
-    cost = f" · ${stats.usage.cost:,.4f}" if stats.usage.cost else ""
+    cost = f" · {_spent(stats)}" if stats.usage.cost or stats.budget_usd else ""
     return (
         f"{stats.rate():.1f} req/s · rejects {stats.rejected:,} · "
         f"agreement {_percent(stats.agreement.rate())}{cost}"
