@@ -15,15 +15,15 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
 else:
     import tomli as tomllib
 
-from .errors import UserError
-from .inject import ERROR_KINDS, ErrorKind
+from .errors import UserError, explain
+from .kinds import ERROR_KINDS, ErrorKind
 from .urls import safe_url
 
 
@@ -38,11 +38,17 @@ class Price(_Strict):
     output: float = Field(ge=0)
 
 
-DEFAULT_PRICES = {
-    "gpt-4o-2024-11-20": Price(input=2.5, output=10.0),
-    "gpt-4o": Price(input=2.5, output=10.0),
-    "gpt-4o-mini": Price(input=0.15, output=0.6),
-}
+RETRY_REASONS = (
+    "rate_limited",
+    "server_error",
+    "timeout",
+    "connection",
+    "bad_response",
+    "too_large",
+    "quota_exhausted",
+    "unsupported_format",
+    "http_*",
+)
 
 
 class EndpointConfig(_Strict):
@@ -55,11 +61,27 @@ class EndpointConfig(_Strict):
     tpm: int | None = Field(default=None, ge=1, description="tokens per minute")
     timeout: float = Field(default=120.0, gt=0, description="seconds for one request")
     max_retries: int = Field(default=6, ge=0)
-    prices: dict[str, Price] = Field(default_factory=dict)
     max_retry_after: float = Field(default=60.0, ge=0, description="cap on a server's Retry-After, seconds")
     max_reply_bytes: int = Field(
         default=10_000_000, ge=1024, description="larger replies (decompressed) are rejected as too_large"
     )
+    prices: dict[str, Price] = Field(default_factory=dict)
+    kind: Literal["openai", "azure"] = Field(
+        default="openai", description="azure: base URLs are deployment URLs, the key goes in `api-key`"
+    )
+    api_version: str | None = Field(default=None, description="azure: the api-version query parameter")
+    headers_env: dict[str, str] = Field(
+        default_factory=dict, description="extra headers: name -> environment variable holding its value"
+    )
+    adaptive: bool = Field(default=True, description="find how many requests the server serves well")
+    token_param: Literal["auto", "max_tokens", "max_completion_tokens"] = Field(
+        default="auto", description="auto: max_completion_tokens for o-series and GPT-5 models"
+    )
+    reasoning_effort: str | None = Field(default=None, description="e.g. low | medium | high")
+    extra_body: dict[str, Any] = Field(
+        default_factory=dict, description="server-specific request fields, e.g. chat_template_kwargs"
+    )
+    batch: bool = Field(default=False, description="send through the Batch API (half price, within 24 h)")
 
     @field_validator("base_urls")
     @classmethod
@@ -90,7 +112,6 @@ def _check_host_and_port(url: str) -> None:
         raise ValueError(f"{shown} has no host, e.g. http://localhost:8000/v1")
 
 
-class FieldMap(_Strict):
 _TRANSPORT_ONLY = (
     "concurrency",
     "rpm",
@@ -100,9 +121,15 @@ _TRANSPORT_ONLY = (
     "max_retry_after",
     "max_reply_bytes",
     "base_urls",
+    "kind",
+    "api_version",
+    "headers_env",
+    "adaptive",
+    "batch",
 )
 
 
+class FieldMap(_Strict):
     """Which source column holds each part of a problem."""
 
     id: str | None = "id"
@@ -137,6 +164,7 @@ class StudentsConfig(_Strict):
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_tokens: int = Field(default=1024, ge=1)
     prompt: str = "student"
+    use_n: bool = Field(default=True, description="ask for all samples of a problem in one request (`n`)")
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
     error_kinds: dict[ErrorKind, float] = Field(
         default_factory=lambda: dict.fromkeys(ERROR_KINDS, 1.0),
@@ -153,11 +181,17 @@ class StudentsConfig(_Strict):
 
 class TeacherConfig(_Strict):
     kind: Literal["builtin", "llm"] = "builtin"
+    name: str | None = Field(default=None, description="label in records; default llm:<model> or builtin")
     model: str | None = None
-    mode: Literal["json", "text"] = "json"
+    mode: Literal["auto", "json", "text"] = Field(
+        default="auto", description="auto: the best structured output the endpoint accepts, else text"
+    )
     temperature: float = Field(default=0.3, ge=0)
     top_p: float = Field(default=0.95, gt=0, le=1)
     max_tokens: int = Field(default=3200, ge=1)
+    style: Literal["full", "brief"] = Field(
+        default="full", description="full: a step-by-step critique to train on; brief: short and cheap"
+    )
     attempts: int = Field(default=3, ge=1, description="tries per critique, repairs included")
     prompt: str = "teacher"
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
@@ -184,6 +218,14 @@ class ExportOptions(_Strict):
     max_tokens: int | None = Field(default=None, ge=1, description="e.g. the training cutoff, 2048")
     tokenizer: str | None = Field(default=None, description="HF tokenizer for token counts")
     drop_truncated: bool = Field(default=True, description="drop empty or cut-off critiques")
+    select: Literal["best", "majority", "all"] = Field(
+        default="best",
+        description="with several critiques of a response: the longest agreeing with the label "
+        "(else the majority one), the majority verdict's, or every critique",
+    )
+    crosscheck: Literal["keep", "drop"] = Field(
+        default="keep", description="LLM critiques the built-in critic's exact checks contradict"
+    )
     license: str = "other"
 
 
@@ -196,19 +238,59 @@ class AuditConfig(_Strict):
     fields: FieldMap = Field(default_factory=FieldMap)
 
 
+class BatchOptions(_Strict):
+    """How `endpoint.batch = true` endpoints use the Batch API (see batch.py)."""
+
+    fallback: Literal["resubmit", "online"] = Field(
+        default="resubmit", description="rows of expired or failed batches: next batch, or sent online"
+    )
+    max_requests: int = Field(default=50_000, ge=1, le=50_000, description="requests per batch file")
+    max_bytes: int = Field(default=200_000_000, ge=1024, description="bytes per batch file")
+    max_queued_tokens: int | None = Field(
+        default=None, ge=1, description="estimated tokens queued at once (the org's enqueued limit)"
+    )
+    in_flight: int = Field(default=10_000, ge=1, description="requests waiting on batches at once")
+    gather_seconds: float = Field(default=2.0, ge=0, description="a batch is sent after this long idle")
+    poll_seconds: float = Field(default=15.0, gt=0, description="first poll interval (then backoff)")
+    poll_max_seconds: float = Field(default=300.0, gt=0, description="longest poll interval")
+
+
 class RunConfig(_Strict):
     problems: ProblemsConfig = Field(default_factory=ProblemsConfig)
     students: StudentsConfig = Field(default_factory=StudentsConfig)
     teacher: TeacherConfig = Field(default_factory=TeacherConfig)
+    teachers: list[TeacherConfig] = Field(
+        default_factory=list, description="several teachers, each critiquing every response"
+    )
     limit: int | None = Field(default=None, ge=1, description="process at most this many problems")
     shard: str | None = Field(default=None, description="I/N: this machine's slice of problems")
+    retry_rejected: list[str] = Field(
+        default_factory=list,
+        description="on resume, redo units rejected for these reasons (globs; `generate --retry-rejected` "
+        "adds RETRY_REASONS); input rejects are never retried",
+    )
     export: ExportOptions = Field(default_factory=ExportOptions)
     audit: AuditConfig = Field(default_factory=AuditConfig)
+    batch: BatchOptions = Field(default_factory=BatchOptions)
+    budget_usd: float | None = Field(
+        default=None, gt=0, description="stop (resumably) before spent + reserved cost would pass this"
+    )
 
     @field_validator("export", mode="before")
     @classmethod
     def _export_flag(cls, value: Any) -> Any:
         return {"enabled": value} if isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _distinct_teachers(self) -> RunConfig:
+        names = [teacher_name(t) for t in self.teacher_configs()]
+        if len(set(names)) < len(names):
+            raise ValueError(f"teachers need distinct names (got {names}); set name = '...' on each")
+        return self
+
+    def teacher_configs(self) -> list[TeacherConfig]:
+        """The teachers of the run: `teachers` when given, else the single `teacher`."""
+        return self.teachers or [self.teacher]
 
     @field_validator("shard")
     @classmethod
@@ -219,24 +301,22 @@ class RunConfig(_Strict):
 
     def fingerprint(self) -> str:
         """What must not change under a resumed run: everything that shapes requests or output."""
-        relevant = self.model_dump(mode="json", exclude={"limit", "export", "audit"})
+        ignored = {"limit", "export", "audit", "retry_rejected", "batch", "budget_usd"}
+        relevant = self.model_dump(mode="json", exclude=ignored)
         relevant["problems"]["path"] = _local_identity(self.problems.path)
-        for side in ("students", "teacher"):
-            prompt = relevant[side]["prompt"]
-            relevant[side]["prompt"] = _local_identity(prompt) if Path(prompt).suffix else prompt
-        for side in ("students", "teacher"):
-            endpoint = relevant[side]["endpoint"]
+        for part in (relevant["students"], relevant["teacher"], *relevant["teachers"]):
+            prompt = part["prompt"]
+            part["prompt"] = _local_identity(prompt) if Path(prompt).suffix else prompt
             for key in _TRANSPORT_ONLY:
-                endpoint.pop(key)
+                part["endpoint"].pop(key)
         blob = json.dumps(relevant, sort_keys=True).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
     def public_dump(self) -> dict[str, Any]:
         """The config as JSON for run.json and the dataset card, which are shared: no URL secrets."""
         data = self.model_dump(mode="json")
-        for side in ("students", "teacher"):
-            endpoint = data[side]["endpoint"]
-            endpoint["base_urls"] = [safe_url(url) for url in endpoint["base_urls"]]
+        for part in (data["students"], data["teacher"], *data["teachers"]):
+            part["endpoint"]["base_urls"] = [safe_url(url) for url in part["endpoint"]["base_urls"]]
         return data
 
 
@@ -247,6 +327,13 @@ def _local_identity(value: str | None) -> str | None:
         return None
     path = Path(value)
     return str(path.resolve()) if path.exists() else value
+
+
+def teacher_name(config: TeacherConfig) -> str:
+    """How records name a teacher: its own name, else llm:<model>, else builtin."""
+    if config.name:
+        return config.name
+    return f"llm:{config.model}" if config.kind == "llm" else "builtin"
 
 
 def parse_shard(shard: str) -> tuple[int, int]:
@@ -298,11 +385,4 @@ def _read_file(path: Path) -> dict[str, Any]:
 
 def _explain(exc: ValidationError, path: Path | None) -> str:
     where = f"{path}: " if path else ""
-    problems = []
-    for err in exc.errors():
-        field = ".".join(str(p) for p in err["loc"])
-        if err["type"] == "extra_forbidden":
-            problems.append(f"unknown key '{field}' (check its spelling against the README)")
-        else:
-            problems.append(f"'{field}': {err['msg']}")
-    return f"{where}invalid config: " + "; ".join(problems)
+    return f"{where}invalid config: {explain(exc)}"

@@ -17,15 +17,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import RunConfig
+from .batch import CURRENT_UNIT, make_transport
+from .budget import Budget
+from .config import RunConfig, teacher_name
+from .crosscheck import crosscheck
 from .errors import UserError
 from .fingerprint import fingerprint, problem_fingerprint, unit_hash, unit_key
 from .labels import judge
 from .llm import LLMClient, LLMError, resolve_api_key
-from .records import CritiqueRecord, Problem, Rejection, Response
-from .sources import RejectedRow, describe_source, iter_problems, select
+from .records import CritiqueRecord, Problem, Rejection, Response, Usage
+from .sources import RejectedRow, describe_source, iter_problems, read_off_loop, select
 from .stats import Stats
-from .store import RunStore
+from .store import RunStore, retry_filter
 from .students import DatasetStudent, InjectStudent, LLMStudent, Sample, Student
 from .teachers import BuiltinTeacher, LLMTeacher, Teacher, TeacherRejected
 
@@ -40,12 +43,12 @@ class Parts:
     """The wired stages of one run, plus the clients they share."""
 
     student: Student
-    teacher: Teacher
+    teachers: list[Teacher]
     clients: list[LLMClient]
 
 
 def builtin_notice(config: RunConfig) -> str | None:
-    if config.teacher.kind == "builtin":
+    if all(t.kind == "builtin" for t in config.teacher_configs()):
         return (
             "teacher: built-in offline critic (exact arithmetic + gold-answer check), no model "
             "called; set teacher.kind = 'llm' and teacher.model for an LLM teacher"
@@ -53,13 +56,25 @@ def builtin_notice(config: RunConfig) -> str | None:
     return None
 
 
-async def build_parts(config: RunConfig, stack: AsyncExitStack, *, connect: bool = True) -> Parts:
-    """Make the student and teacher from the config; open and check clients if `connect`."""
+async def build_parts(
+    config: RunConfig,
+    stack: AsyncExitStack,
+    *,
+    connect: bool = True,
+    out: Path | None = None,
+    budget: Budget | None = None,
+) -> Parts:
+    """Make the student and teacher from the config; open and check clients if `connect`
+    (batch endpoints keep their batches in `out`; `budget` guards every request)."""
     clients: list[LLMClient] = []
 
-    async def client_for(endpoint: Any, role: str) -> LLMClient:
-        key = resolve_api_key(endpoint, role)
-        client = LLMClient(endpoint, key)
+    async def client_for(endpoint: Any, role: str, models: list[str]) -> LLMClient:
+        key = resolve_api_key(endpoint, role) if connect else None  # a plan needs no key
+        transport = None
+        if connect:
+            wiring = {"out": out, "options": config.batch, "budget": budget, "models": models}
+            endpoint, transport = make_transport(endpoint, key, role, **wiring)
+        client = LLMClient(endpoint, key, role=role, transport=transport)
         if connect:
             await stack.enter_async_context(client)
             await client.check()
@@ -71,19 +86,20 @@ async def build_parts(config: RunConfig, stack: AsyncExitStack, *, connect: bool
     if s.kind == "llm":
         if not s.models:
             raise UserError("students.kind = 'llm' needs students.models (one or more model names)")
-        student = LLMStudent(s, await client_for(s.endpoint, "students"))
+        student = LLMStudent(s, await client_for(s.endpoint, "students", s.models))
     elif s.kind == "dataset":
         student = DatasetStudent()
     else:
         student = InjectStudent(s.samples, s.error_kinds)
-    teacher: Teacher
-    if config.teacher.kind == "llm":
-        if not config.teacher.model:
+    teachers: list[Teacher] = []
+    for t in config.teacher_configs():
+        if t.kind == "builtin":
+            teachers.append(BuiltinTeacher(teacher_name(t)))
+            continue
+        if not t.model:
             raise UserError("teacher.kind = 'llm' needs teacher.model (e.g. gpt-4o-2024-11-20)")
-        teacher = LLMTeacher(config.teacher, await client_for(config.teacher.endpoint, "teacher"))
-    else:
-        teacher = BuiltinTeacher()
-    return Parts(student, teacher, clients)
+        teachers.append(LLMTeacher(t, await client_for(t.endpoint, "teacher", [t.model])))
+    return Parts(student, teachers, clients)
 
 
 def plan_problems(config: RunConfig, student: Student) -> Iterator[Problem]:
@@ -99,7 +115,12 @@ async def iter_run(
 ) -> AsyncIterator[CritiqueRecord | Rejection]:
     """Run (or resume) a synthesis into `out`, yielding each record as it is stored."""
     store = RunStore(out)
-    stats = store.open(config.public_dump(), config.fingerprint(), allow_change=allow_config_change)
+    stats = store.open(
+        config.public_dump(),
+        config.fingerprint(),
+        allow_change=allow_config_change,
+        retry=retry_filter(config.retry_rejected),
+    )
     base_requests, base_retries = stats.requests, stats.retries
     if on_stats is not None:
         on_stats(stats)
@@ -109,11 +130,16 @@ async def iter_run(
     finished = False
     async with AsyncExitStack() as stack:
         stack.callback(store.close)
-        parts = await build_parts(config, stack)
-        store.forget_done_responses(lambda key: unit_key(key, parts.teacher.fingerprint))
+        budget = Budget(config.budget_usd, stats.usage.cost) if config.budget_usd else None
+        stats.budget_usd = config.budget_usd
+        parts = await build_parts(config, stack, out=out, budget=budget)
+        store.forget_done_responses(
+            lambda key: all(store.is_done(unit_key(key, t.fingerprint)) for t in parts.teachers)
+        )
         runner = _Runner(config, parts, store, stats)
         extra = {
-            "teacher": parts.teacher.name,
+            "teacher": ", ".join(t.name for t in parts.teachers),
+            "teachers": [t.name for t in parts.teachers],
             "teacher_notice": notice,
             "students": _describe_students(config),
             "source": describe_source(config.problems),
@@ -132,14 +158,19 @@ async def iter_run(
                     on_stats(stats)
                 if time.monotonic() - last_save > _RUN_JSON_EVERY:
                     store.flush()
-                    store.write_run(stats, {**extra, "finished": False})
+                    store.write_run(stats, {**extra, **_outputs(parts), "finished": False})
                     last_save = time.monotonic()
                 yield item
             finished = True
         finally:
             count_requests()
             store.flush()
-            store.write_run(stats, {**extra, "finished": finished}, final=True)
+            store.write_run(stats, {**extra, **_outputs(parts), "finished": finished}, final=True)
+
+
+def _outputs(parts: Parts) -> dict[str, dict[str, dict[str, str]]]:
+    """The structured-output mode each LLM teacher uses and why; it can change mid-run."""
+    return {"teacher_output": {t.name: t.output_info() for t in parts.teachers if isinstance(t, LLMTeacher)}}
 
 
 def _describe_students(config: RunConfig) -> str:
@@ -154,13 +185,15 @@ def _describe_students(config: RunConfig) -> str:
 def _prompts(parts: Parts) -> dict[str, dict[str, str]]:
     """The prompt texts and versions actually used, for run.json and the dataset card."""
     used = {}
-    for role, part in (("teacher", parts.teacher), ("student", parts.student)):
+    roles = [(f"teacher {t.name}" if len(parts.teachers) > 1 else "teacher", t) for t in parts.teachers]
+    for role, part in [*roles, ("student", parts.student)]:
         prompt = getattr(part, "prompt", None)
         if prompt is not None:
-            mode = getattr(getattr(part, "config", None), "mode", None) if role == "teacher" else None
+            config = getattr(part, "config", None) if role != "student" else None
+            mode, style = getattr(part, "prompt_mode", None), getattr(config, "style", None)
             used[role] = {
                 "version": prompt.version,
-                "text": f"{prompt.system(mode)}\n\n{prompt.parts['user']}",
+                "text": f"{prompt.system(mode, style)}\n\n{prompt.parts['user']}",
             }
     return used
 
@@ -171,7 +204,7 @@ class _Runner:
     def __init__(self, config: RunConfig, parts: Parts, store: RunStore, stats: Stats) -> None:
         self.config = config
         self.student = parts.student
-        self.teacher = parts.teacher
+        self.teachers = parts.teachers
         self.store = store
         self.stats = stats
         uses_llm = bool(parts.clients)
@@ -202,13 +235,12 @@ class _Runner:
             await asyncio.gather(*tasks, watcher, return_exceptions=True)
 
     async def _close_when_done(self, tasks: list[asyncio.Task[None]]) -> None:
-        for task in tasks:
-            try:
-                await task
-            except Exception as exc:  # a bug in a worker: surface it after what is stored
-                await self.out.put(exc)
-                return
-        await self.out.put(self.source_error or _DONE)
+        """Wait for every task, or the first to fail (a bug, or an endpoint that refuses all):
+        its error is surfaced after what is stored; a failed worker must not leave the reader
+        waiting on a full queue."""
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
+        failed = next((t.exception() for t in done if not t.cancelled() and t.exception()), None)
+        await self.out.put(failed or self.source_error or _DONE)
 
     def _store(self, item: CritiqueRecord | Rejection | Response) -> bool:
         if isinstance(item, Response):
@@ -225,14 +257,12 @@ class _Runner:
     async def _produce(self) -> None:
         """Feed the workers; bad input stops the reading, but what was read is still finished."""
         try:
-            for i, problem in enumerate(plan_problems(self.config, self.student)):
+            async for problem in read_off_loop(plan_problems(self.config, self.student)):
                 rejection = self._screen(problem)
                 if rejection is None:
                     await self.work.put(problem)
                 elif not self.store.is_done(rejection.key):
                     await self.out.put(rejection)
-                if i % 256 == 0:
-                    await asyncio.sleep(0)
         except UserError as exc:
             self.source_error = exc
         for _ in range(self.workers):
@@ -267,20 +297,55 @@ class _Runner:
             self.stats.problems += 1
             pending = []
             for sample in self.student.plan(problem):
-                key = unit_key(sample.key, self.teacher.fingerprint)
-                if self.store.is_done(key):
-                    self.stats.resumed += 1
-                else:
-                    pending.append(self._unit(problem, sample, key))
+                units = [(t, unit_key(sample.key, t.fingerprint)) for t in self.teachers]
+                todo = [(t, key) for t, key in units if not self.store.is_done(key)]
+                self.stats.resumed += len(units) - len(todo)
+                if todo:
+                    pending.append(self._sample(problem, sample, todo))
             if len(pending) == 1:
                 await pending[0]
             elif pending:
                 await asyncio.gather(*pending)
 
-    async def _unit(self, problem: Problem, sample: Sample, key: str) -> None:
-        """One unit of work; a bug while doing it becomes that unit's reject, not the run's end."""
+    async def _sample(self, problem: Problem, sample: Sample, todo: list[tuple[Teacher, str]]) -> None:
+        """One response, critiqued by every teacher that has not done so yet."""
+        response = self.store.cached_responses.pop(sample.key, None)
+        if response is None:
+            CURRENT_UNIT.set(sample.key)  # names its batch request
+            try:
+                response = await self.student.respond(problem, sample)
+            except LLMError as exc:
+                for teacher, key in todo:
+                    await self.out.put(
+                        Rejection(
+                            key=key,
+                            problem_id=problem.id,
+                            stage="student",
+                            reason=exc.reason,
+                            detail=exc.detail,
+                            attempts=1,
+                            teacher=teacher.name,
+                        )
+                    )
+                return
+            if self.student.caches_responses:
+                await self.out.put(response)
+        paid = response.usage
+        units = []
+        for teacher, key in todo:
+            units.append(self._unit(problem, response, teacher, key, paid))
+            paid = Usage()  # the response's own cost goes on its first unit only
+        await asyncio.gather(*units)
+
+    async def _unit(
+        self, problem: Problem, response: Response, teacher: Teacher, key: str, paid: Usage
+    ) -> None:
+        """One critique; a bug while making it becomes that unit's reject, not the run's end."""
+        CURRENT_UNIT.set(key)  # names its batch requests (this coroutine runs as its own task)
         try:
-            await self._do_unit(problem, sample, key)
+            await self._critique(problem, response, teacher, key, paid)
+        except UserError:
+            raise  # the endpoint refuses every request (fail fast): the run stops, nothing rejected
         except Exception as exc:
             log.warning(
                 "internal error on problem %s (%s); recorded with its traceback in rejected.jsonl",
@@ -294,30 +359,15 @@ class _Runner:
                     stage="teacher",
                     reason="internal_error",
                     detail=traceback.format_exc(limit=8)[-4000:],
+                    teacher=teacher.name,
                 )
             )
 
-    async def _do_unit(self, problem: Problem, sample: Sample, key: str) -> None:
-        response = self.store.cached_responses.pop(sample.key, None)
-        if response is None:
-            try:
-                response = await self.student.respond(problem, sample)
-            except LLMError as exc:
-                await self.out.put(
-                    Rejection(
-                        key=key,
-                        problem_id=problem.id,
-                        stage="student",
-                        reason=exc.reason,
-                        detail=exc.detail,
-                        attempts=1,
-                    )
-                )
-                return
-            if isinstance(self.student, LLMStudent):
-                await self.out.put(response)
+    async def _critique(
+        self, problem: Problem, response: Response, teacher: Teacher, key: str, paid: Usage
+    ) -> None:
         try:
-            result = await self.teacher.critique(problem, response)
+            result = await teacher.critique(problem, response)
         except TeacherRejected as exc:
             await self.out.put(
                 Rejection(
@@ -329,7 +379,8 @@ class _Runner:
                     raw=exc.raw,
                     response=response.text,
                     attempts=exc.attempts,
-                    usage=response.usage.add(exc.usage),
+                    usage=paid.add(exc.usage),
+                    teacher=teacher.name,
                 )
             )
             return
@@ -341,14 +392,16 @@ class _Runner:
                 response=response,
                 critique=result.critique,
                 text=result.text,
-                teacher=self.teacher.name,
+                teacher=teacher.name,
                 reference=judgement.reference,
                 agrees=judgement.agrees,
                 step_agrees=judgement.step_agrees,
                 gold_agrees=judgement.gold_agrees,
+                crosscheck=crosscheck(problem, response, result.critique) if teacher.kind == "llm" else None,
                 request_fingerprint=result.request_fingerprint,
                 attempts=result.attempts,
                 finish_reason=result.finish_reason,
-                usage=response.usage.add(result.usage),
+                reasoning=result.reasoning,
+                usage=paid.add(result.usage),
             )
         )

@@ -38,9 +38,14 @@ class Prompt:
     version: str
     parts: dict[str, str]
 
-    def system(self, mode: str | None = None) -> str:
-        extra = self.parts.get(f"{mode}_format") if mode else None
-        return f"{self.parts['system']}\n\n{extra}" if extra else self.parts["system"]
+    def system(self, mode: str | None = None, style: str | None = None) -> str:
+        """The system text, then the style's instructions and the mode's output format, where
+        the template has them (`<style>_style`, `<mode>_format`)."""
+        extras = [
+            self.parts.get(f"{style}_style") if style else None,
+            self.parts.get(f"{mode}_format") if mode else None,
+        ]
+        return "\n\n".join([self.parts["system"], *(e for e in extras if e)])
 
     def user(self, **values: str) -> str:
         escaped = {key: _escape_tags(value) for key, value in values.items()}

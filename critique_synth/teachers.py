@@ -65,6 +65,10 @@ class Teacher(Protocol):
     name: str
     fingerprint: str
 
+    def messages(self, problem: Problem, response_text: str) -> list[dict[str, str]] | None:
+        """The prompt this teacher would send (None: it sends none); pure, no client needed."""
+        ...
+
     async def critique(self, problem: Problem, response: Response) -> TeacherResult: ...
 
 
@@ -76,6 +80,10 @@ class BuiltinTeacher:
     def __init__(self, name: str = "builtin") -> None:
         self.name = name
         self.fingerprint = fingerprint("builtin", CRITIC_VERSION, name)
+
+    def messages(self, problem: Problem, response_text: str) -> None:
+        """The built-in critic sends no prompt."""
+        return None
 
     async def critique(self, problem: Problem, response: Response) -> TeacherResult:
         critique = builtin_critique(problem, response.text)
