@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+import shutil
+import signal
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .audit import check_gate
 from .config import RunConfig
+from .errors import UserError
 from .export import ExportResult, export
 from .pipeline import iter_run
 from .progress import ProgressView
 from .records import CritiqueRecord, Rejection
 from .stats import Stats
+from .store import RUN
 
 
 @dataclass(frozen=True)
@@ -45,9 +50,10 @@ def agenerate(
 async def _gated(
     cfg: RunConfig, out: Path, allow_config_change: bool
 ) -> AsyncIterator[CritiqueRecord | Rejection]:
-    await check_gate(cfg, out)
-    async for item in iter_run(cfg, out, allow_config_change=allow_config_change):
-        yield item
+    with no_empty_run_left(out):
+        await check_gate(cfg, out)
+        async for item in iter_run(cfg, out, allow_config_change=allow_config_change):
+            yield item
 
 
 def generate(
@@ -63,7 +69,10 @@ def generate(
     stats_seen: list[Stats] = []
     errors_before = [0]
 
+    terminated: list[bool] = []
+
     async def main() -> None:
+        _cancel_on_sigterm(terminated)
         await check_gate(cfg, out)
         with ProgressView() if progress else _Quiet() as view:
 
@@ -78,10 +87,53 @@ def generate(
             if stats_seen:
                 view.update(stats_seen[0], force=True)
 
-    asyncio.run(main())
+    try:
+        with no_empty_run_left(out):
+            asyncio.run(main())
+    except asyncio.CancelledError:
+        if terminated:
+            raise Terminated from None
+        raise
     stats = stats_seen[0] if stats_seen else Stats()
     dataset = export([out], out / "dataset", cfg.export) if cfg.export.enabled else None
     return RunResult(out, stats, dataset, stats.rejects["internal_error"] - errors_before[0])
+
+
+@contextmanager
+def no_empty_run_left(out: Path) -> Iterator[None]:
+    """A start that fails with a user error (a bad source, an endpoint that does not answer)
+    removes the run directory it created, so the fixed command starts clean; a directory
+    that existed before, or that holds any record, is left as it is."""
+    created = not out.exists()
+    try:
+        yield
+    except UserError:
+        if created and out.is_dir() and all(_holds_nothing(p) for p in out.iterdir()):
+            shutil.rmtree(out, ignore_errors=True)
+        raise
+
+
+def _holds_nothing(path: Path) -> bool:
+    """An empty file, or the summary of a run that stored nothing."""
+    return path.is_file() and (path.name == RUN or not path.stat().st_size)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (sent by `timeout`, Slurm, Kubernetes, docker stop) stopped the run: handled like
+    Ctrl-C, so what is finished is stored, run.json is written and the run resumes."""
+
+
+def _cancel_on_sigterm(terminated: list[bool]) -> None:
+    """Turn SIGTERM into a cancel of the running task; a no-op off the main thread."""
+    task = asyncio.current_task()
+    assert task is not None
+
+    def stop() -> None:
+        terminated.append(True)
+        task.cancel()
+
+    with suppress(NotImplementedError, RuntimeError, ValueError):
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop)
 
 
 class _Quiet:

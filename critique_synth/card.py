@@ -15,7 +15,7 @@ import yaml
 
 from .config import ExportOptions
 from .records import critique_schema
-from .stats import Stats
+from .stats import Stats, format_rate
 
 CITATION = """@article{wang2025critique,
   title   = {Critique Fine-Tuning: Learning to Critique is More Effective than Learning to Imitate},
@@ -111,7 +111,7 @@ def _cell(value: Any) -> str:
 
 
 def _rate(rate: float | None, judged: int) -> str:
-    return "n/a (no such labels)" if rate is None else f"{rate:.1%} of {judged:,}"
+    return format_rate(rate, judged, missing="n/a (no such labels)")
 
 
 def _prompt_section(runs: list[dict[str, Any]]) -> str:

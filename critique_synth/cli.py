@@ -2,56 +2,72 @@
 
 Every error the user can fix is one line on stderr and exit code 2; nothing already in the
 run directory is touched by a failed start.
+
+Exit codes of `generate`: 0 done; 1 some units hit an internal error (a bug); 2 a user error,
+or a run stopped early because the endpoint refuses every request (wrong key, model or
+parameter); 3 the run directory holds no critique at the end; 4 stopped at the budget cap
+(`--budget`); 130 Ctrl-C; 143 SIGTERM.
+Stopped runs are resumable.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sys
-from contextlib import AsyncExitStack
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
-from rich.logging import RichHandler
-from rich.table import Table
 from rich.text import Text
 
-from .api import generate as run_generate
-from .audit import audit as run_audit
-from .audit import audit_table, count_units, default_out
-from .config import ExportOptions, RunConfig, load_config
-from .errors import UserError
-from .export import export as run_export
-from .hub import push_to_hub as run_push
-from .pipeline import build_parts, plan_problems
-from .progress import describe
-from .sources import describe_source
-from .stats import Stats
-from .store import CRITIQUES, iter_lines, read_stats
-from .teachers import LLMTeacher
-from .train import EvalOptions, TrainOptions
-from .train import evaluate as run_evaluate
-from .train import train as run_train
-from .urls import safe_url
-from .view.server import serve as serve_view
+from .config import RETRY_REASONS, ExportOptions, load_config
+from .errors import UserError, explain
+from .progress import STDERR, describe
+from .version import __version__
+
+if TYPE_CHECKING:
+    from rich.table import Table
+
+    from .plan import Plan
+    from .stats import Stats
+
+# Commands import their modules when they run: `--help` stays fast, and `generate` never loads
+# the trainer, pyarrow or the Hub client it does not use.
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+err = STDERR
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        print(f"critique-synth {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_print_version, is_eager=True, help="print the version and exit"),
+    ] = False,
+) -> None:
+    pass
 
 
 def _setup_logging(verbose: bool) -> None:
     level = logging.DEBUG if verbose else logging.INFO
     if err.is_terminal:
+        from rich.logging import RichHandler
+
         handler: logging.Handler = RichHandler(console=err, show_path=False, show_time=False)
         logging.basicConfig(level=level, format="%(message)s", handlers=[handler])
     else:
         logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     for noisy in ("httpx", "datasets", "huggingface_hub", "filelock", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    for own_handler in ("datasets", "huggingface_hub"):  # they print to stderr themselves: not twice
+        logging.getLogger(own_handler).propagate = False
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
@@ -78,19 +94,34 @@ def generate(
     concurrency: Annotated[int | None, typer.Option(help="requests in flight")] = None,
     rpm: Annotated[int | None, typer.Option(help="requests per minute")] = None,
     tpm: Annotated[int | None, typer.Option(help="tokens per minute")] = None,
-    limit: Annotated[int | None, typer.Option(help="at most N problems")] = None,
+    limit: Annotated[
+        int | None, typer.Option(help="at most N problems (of this shard, with --shard: N per shard)")
+    ] = None,
     shard: Annotated[str | None, typer.Option(help="I/N: this machine's slice")] = None,
     no_export: Annotated[bool, typer.Option("--no-export", help="skip DIR/dataset")] = False,
     dry_run: Annotated[bool, typer.Option(help="print the plan and first prompt only")] = False,
     allow_config_change: Annotated[bool, typer.Option(help="resume under a new config")] = False,
+    retry_rejected: Annotated[
+        bool, typer.Option(help="redo units rejected for transient or endpoint reasons (retry_rejected)")
+    ] = False,
+    reasoning_effort: Annotated[str | None, typer.Option(help="low | medium | high")] = None,
+    token_param: Annotated[str | None, typer.Option(help="auto | max_tokens | max_completion_tokens")] = None,
     push_to_hub: Annotated[str | None, typer.Option(help="REPO_ID: upload DIR/dataset at the end")] = None,
     private: Annotated[bool, typer.Option(help="with --push-to-hub: a private repo")] = False,
     min_audit_f1: Annotated[
         float | None, typer.Option(help="audit the teacher first (DIR/audit); stop below this F1")
     ] = None,
+    batch: Annotated[bool, typer.Option("--batch", help="the Batch API: half price, within 24 h")] = False,
+    batch_fallback: Annotated[
+        str | None, typer.Option(help="rows of expired/failed batches: resubmit | online")
+    ] = None,
+    budget: Annotated[float | None, typer.Option(help="USD cap: stop (resumably) before passing it")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Make critiques: problems -> noisy responses -> teacher critiques -> DIR."""
+    from .api import Terminated
+    from .api import generate as run_generate
+
     _setup_logging(verbose)
     overrides: dict[str, Any] = {
         "problems.path": problems,
@@ -107,12 +138,17 @@ def generate(
         "shard": shard,
         "export.enabled": False if no_export else None,
         "audit.min_f1": min_audit_f1,
+        "batch.fallback": batch_fallback,
+        "budget_usd": budget,
     }
     for side in ("students", "teacher"):
+        overrides[f"{side}.endpoint.batch"] = True if batch else None
         overrides[f"{side}.endpoint.api_key_env"] = api_key_env
         overrides[f"{side}.endpoint.concurrency"] = concurrency
         overrides[f"{side}.endpoint.rpm"] = rpm
         overrides[f"{side}.endpoint.tpm"] = tpm
+        overrides[f"{side}.endpoint.reasoning_effort"] = reasoning_effort
+        overrides[f"{side}.endpoint.token_param"] = token_param
     try:
         for item in field or []:
             role, sep, column = item.partition("=")
@@ -120,16 +156,28 @@ def generate(
                 raise UserError(f"--field {item!r}: use ROLE=COLUMN, e.g. --field question=prompt")
             overrides[f"problems.fields.{role}"] = column
         cfg = load_config(config, overrides)
+        if retry_rejected and not cfg.retry_rejected:
+            cfg = cfg.model_copy(update={"retry_rejected": list(RETRY_REASONS)})
         if dry_run:
-            _print_plan(cfg, out)
+            from .estimate import estimate, render
+            from .plan import plan
+
+            _print_plan(plan(cfg, out))
+            print("\n" + "\n".join(render(estimate(cfg, out))))
             return
         if push_to_hub and not cfg.export.enabled:
             raise UserError("--push-to-hub uploads DIR/dataset: drop --no-export")
+        if push_to_hub:
+            from .hub import require_token
+
+            require_token()  # before the job, not after it
         result = run_generate(cfg, out=out, allow_config_change=allow_config_change, progress=True)
         err.print(f"done: {describe(result.stats)}")
         if result.dataset is not None:
             err.print(f"dataset: {result.dataset.path} ({result.dataset.rows:,} rows)")
         if push_to_hub and result.dataset is not None:
+            from .hub import push_to_hub as run_push
+
             err.print(f"pushed: {run_push(result.dataset.path, push_to_hub, private=private)}")
         if result.internal_errors:
             raise _fail(
@@ -137,60 +185,60 @@ def generate(
                 "reason internal_error with the traceback): please report it",
                 code=1,
             )
+        if not result.stats.critiques:
+            reasons = ", ".join(f"{r} {n:,}" for r, n in result.stats.rejects.most_common(3)) or "none"
+            raise _fail(
+                f"{out} holds no critique (rejected: {reasons}); see {out}/rejected.jsonl, fix the "
+                "cause, then rerun with --retry-rejected",
+                code=3,
+            )
     except UserError as exc:
-        raise _fail(str(exc)) from None
-    except KeyboardInterrupt:
-        err.print(f"interrupted: everything finished is kept in {out}; rerun the same command to resume")
-        raise typer.Exit(130) from None
+        from .budget import BudgetExceeded
+
+        raise _fail(str(exc), code=4 if isinstance(exc, BudgetExceeded) else 2) from None
+    except KeyboardInterrupt as exc:
+        how = "stopped by SIGTERM" if isinstance(exc, Terminated) else "interrupted"
+        err.print(f"{how}: everything finished is kept in {out}; rerun the same command to resume")
+        raise typer.Exit(143 if isinstance(exc, Terminated) else 130) from None
 
 
-def _print_plan(cfg: RunConfig, out: Path) -> None:
-    """What a run would do, and the first teacher prompt, without calling any endpoint."""
-
-    async def first_prompt() -> tuple[str, list[dict[str, str]] | None, str]:
-        async with AsyncExitStack() as stack:
-            parts = await build_parts(cfg, stack, connect=False)
-            problem = next(iter(plan_problems(cfg, parts.student)), None)
-            if problem is None:
-                return "no problems selected", None, parts.teacher.name
-            samples = parts.student.plan(problem)
-            sample = samples[-1]
-            if cfg.students.kind == "llm":
-                text = f"<response sampled from {sample.source}>"
-            else:
-                text = (await parts.student.respond(problem, sample)).text
-            teacher = parts.teacher
-            if not isinstance(teacher, LLMTeacher):
-                return f"problem {problem.id}", None, teacher.name
-            return f"problem {problem.id}", teacher.messages(problem, text), teacher.name
-
-    where, messages, teacher_name = asyncio.run(first_prompt())
-    done = sum(1 for _ in iter_lines(out / CRITIQUES))
+def _print_plan(plan: Plan) -> None:
     print("plan (dry run: nothing is called)")
-    print(
-        f"  problems: {describe_source(cfg.problems)}"
-        f" (limit {cfg.limit or 'none'}, shard {cfg.shard or 'all'})"
-    )
-    print(
-        f"  students: {cfg.students.kind}, {cfg.students.samples} sample(s) per problem"
-        + (f", models {', '.join(cfg.students.models)}" if cfg.students.kind == "llm" else "")
-    )
-    print(
-        f"  teacher: {teacher_name}"
-        + (
-            f", mode {cfg.teacher.mode}, {cfg.teacher.attempts} attempts, endpoint "
-            f"{', '.join(safe_url(url) for url in cfg.teacher.endpoint.base_urls)}"
-            if cfg.teacher.kind == "llm"
-            else ""
-        )
-    )
-    print(f"  out: {out} ({done} critiques already there; they are not redone)")
-    if messages is None:
+    print(f"  problems: {plan.problems} (limit {plan.limit or 'none'}, shard {plan.shard or 'all'})")
+    print(f"  students: {plan.students}")
+    print(f"  teacher: {plan.teacher}")
+    print(f"  out: {plan.out} ({plan.done} critiques already there; they are not redone)")
+    where = f"problem {plan.first_problem}" if plan.first_problem else "no problems selected"
+    if plan.messages is None:
         print(f"\nthe built-in critic uses no prompt; first problem: {where}")
         return
     print(f"\nfirst teacher prompt ({where}):")
-    for message in messages:
+    for message in plan.messages:
         print(f"--- {message['role']} ---\n{message['content']}")
+
+
+@app.command("batches")
+def batches_cmd(
+    run_dir: Annotated[Path, typer.Argument(help="a run directory made with --batch")],
+    cancel: Annotated[
+        bool, typer.Option(help="cancel unfinished batches (a rerun resubmits the rest)")
+    ] = False,
+) -> None:
+    """The Batch API batches of a run: ids, states and request counts; --cancel cancels."""
+    import asyncio
+
+    from .batch import refresh
+
+    _setup_logging(False)
+    try:
+        entries = asyncio.run(refresh(run_dir, cancel=cancel))
+    except UserError as exc:
+        raise _fail(str(exc)) from None
+    for e in entries:
+        counts = ", ".join(f"{k} {v:,}" for k, v in e.counts.items() if k != "total")
+        print(
+            f"{e.batch_id or '(not created)'}\t{e.role}\t{e.status}\t{len(e.custom_ids):,} requests\t{counts}"
+        )
 
 
 @app.command("audit")
@@ -220,6 +268,9 @@ def audit_cmd(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Score a teacher on labelled responses (default: the bundled calibration set) before a run."""
+    from .audit import audit as run_audit
+    from .audit import audit_table, count_units, default_out
+
     _setup_logging(verbose)
     overrides: dict[str, Any] = {
         "teacher.kind": teacher or ("llm" if teacher_model else None),
@@ -280,11 +331,15 @@ def export_cmd(
     review: Annotated[Path | None, typer.Option(help="review.jsonl from `view`: leave out drops")] = None,
 ) -> None:
     """Write a Hub-ready dataset folder (all formats, filters, card) from run directories."""
+    from .export import export as run_export
+
     _setup_logging(False)
     values = {
         "formats": format or None,
         "test_size": test_size,
         "disagreements": disagreements,
+        "select": select,
+        "crosscheck": crosscheck,
         "balance": balance,
         "dedupe": dedupe,
         "near_duplicate_questions": near_duplicates,
@@ -310,11 +365,11 @@ def view_cmd(
     run_dirs: Annotated[list[Path], typer.Argument(help="run directories, finished or in progress")],
     port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 8000,
     host: Annotated[str | None, typer.Option(help="bind another address (the page has no login)")] = None,
-        "select": select,
-        "crosscheck": crosscheck,
     review: Annotated[Path | None, typer.Option(help="where keep/drop go; FIRST_DIR/review.jsonl")] = None,
 ) -> None:
     """A local page to read critiques, disagreements and audits, and mark records keep or drop."""
+    from .view.server import serve as serve_view
+
     _setup_logging(False)
     try:
         server = serve_view(run_dirs, host=host, port=port, review=review)
@@ -338,6 +393,8 @@ def push_cmd(
     commit_message: Annotated[str, typer.Option()] = "Upload CFT dataset made with critique-synth",
 ) -> None:
     """Upload an exported folder to the Hugging Face Hub (token: HF_TOKEN or `hf auth login`)."""
+    from .hub import push_to_hub as run_push
+
     _setup_logging(False)
     try:
         url = run_push(path, repo_id, private=private, revision=revision, commit_message=commit_message)
@@ -349,6 +406,8 @@ def push_cmd(
 @app.command()
 def stats(run_dir: Annotated[Path, typer.Argument(help="a run directory, finished or in progress")]) -> None:
     """Counts of a run: critiques, rejects by reason, verdicts, agreement with gold, usage."""
+    from .store import read_stats
+
     try:
         counts, summary = read_stats(run_dir)
     except UserError as exc:
@@ -357,21 +416,25 @@ def stats(run_dir: Annotated[Path, typer.Argument(help="a run directory, finishe
 
 
 def stats_table(run_dir: Path, counts: Stats, summary: dict[str, Any]) -> Table:
+    from rich.table import Table
+
+    from .stats import format_rate
+
     state = "finished" if summary.get("finished") else "in progress or stopped"
     table = Table(title=f"{run_dir} ({state})")
     table.add_column("what")
     table.add_column("count", justify="right")
-    judged = counts.gold["agree"] + counts.gold["disagree"]
-    agreement = f"{counts.agreement:.1%} of {judged:,}" if counts.agreement is not None else "n/a"
-    right, wrong = counts.responses_correct["right"], counts.responses_correct["wrong"]
+    a = counts.agreement
     rows = [
-        ("teacher", str(summary.get("teacher", "?"))),
+        ("teacher(s)", str(summary.get("teacher", "?"))),
         ("students", str(summary.get("students", "?"))),
         ("critiques", f"{counts.critiques:,}"),
         ("verdict right / wrong", f"{counts.verdicts['right']:,} / {counts.verdicts['wrong']:,}"),
-        ("responses right / wrong (gold)", f"{right:,} / {wrong:,}"),
-        ("verdict agrees with gold", agreement),
-        ("disagreements", f"{counts.gold['disagree']:,}"),
+        *((f"  responses: {label}", f"{n:,}") for label, n in sorted(counts.labels.items())),
+        ("agreement by process label", format_rate(a.rate("process"), a.judged("process"))),
+        ("agreement by final answer", format_rate(a.rate("final_answer"), a.judged("final_answer"))),
+        ("first wrong step exact", format_rate(a.step_rate, sum(a.steps.values()))),
+        *((f"  cross-check: {flag}", f"{n:,}") for flag, n in counts.crosscheck.most_common()),
         ("rejected", f"{counts.rejected:,}"),
         *((f"  rejected: {reason}", f"{n:,}") for reason, n in counts.rejects.most_common()),
         (
@@ -381,6 +444,19 @@ def stats_table(run_dir: Path, counts: Stats, summary: dict[str, Any]) -> Table:
         ("cost (USD)", f"{counts.usage.cost:.4f}"),
         ("requests / retries", f"{counts.requests:,} / {counts.retries:,}"),
     ]
+    if len(counts.teachers) > 1:
+        for name, t in sorted(counts.teachers.items()):
+            ta = t.agreement
+            rows.append(
+                (
+                    f"teacher {name}",
+                    f"{t.critiques:,} critiques, {t.rejected:,} rejected, agreement "
+                    f"{format_rate(ta.rate(), ta.judged())}, ${t.usage.cost:.4f}",
+                )
+            )
+        for pair, p in counts.pairwise.items():
+            step = format_rate(p["step_agreement"], None)
+            rows.append((f"agree: {pair}", f"verdict {p['verdict_agreement']:.1%}, step {step}"))
     for what, value in rows:
         table.add_row(what, value)
     return table
@@ -408,6 +484,9 @@ def train_cmd(
     seed: Annotated[int | None, typer.Option()] = None,
 ) -> None:
     """Fine-tune with the CFT or SFT objective (the `train` extra); `accelerate launch` for multi-GPU."""
+    from .trainer import TrainOptions
+    from .trainer import train as run_train
+
     _setup_logging(False)
     values = {
         "data": data,
@@ -458,6 +537,9 @@ def eval_cmd(
     out: Annotated[Path | None, typer.Option(help="per-problem JSONL")] = None,
 ) -> None:
     """Greedy answers to math problems with the CFT evaluation prompt, scored against gold."""
+    from .trainer import EvalOptions
+    from .trainer import evaluate as run_evaluate
+
     _setup_logging(False)
     values = {
         "model": model,
@@ -486,11 +568,12 @@ def eval_cmd(
 
 def _options(model: Any, values: dict[str, Any]) -> Any:
     """Validate the flags given (None = not given) into `model`; errors name the field."""
+    from pydantic import ValidationError
+
     try:
         return model.model_validate({k: v for k, v in values.items() if v is not None})
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise UserError(f"invalid option: {problems}") from None
+        raise UserError(f"invalid option: {explain(exc)}") from None
 
 
 def main() -> None:

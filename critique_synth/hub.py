@@ -26,6 +26,14 @@ def _is_network_error(exc: BaseException) -> bool:
     return any(cls.__name__ == "TransportError" for cls in type(exc).__mro__)
 
 
+def require_token(token: str | None = None) -> str:
+    """The token a push will use; checked before a long job whose end is a push."""
+    token = token or get_token()
+    if not token:
+        raise UserError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
+    return token
+
+
 def push_to_hub(
     folder: str | Path,
     repo_id: str,
@@ -43,10 +51,7 @@ def push_to_hub(
         raise UserError(
             f"{folder}: not an exported dataset folder (no README.md); run critique-synth export first"
         )
-    token = token or get_token()
-    if not token:
-        raise UserError("no Hugging Face token: set HF_TOKEN or run `hf auth login`")
-    api = HfApi(endpoint=endpoint, token=token)
+    api = HfApi(endpoint=endpoint, token=require_token(token))
     retrying = Retrying(
         stop=stop_after_attempt(attempts),
         wait=wait_exponential(multiplier=0.5, max=8),

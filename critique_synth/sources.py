@@ -15,18 +15,23 @@ the pipeline stores as an input rejection while the other rows run.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import re
-from collections.abc import Iterable, Iterator
+import socket
+from collections.abc import AsyncIterator, Iterable, Iterator
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from .config import FieldMap, ProblemsConfig, parse_shard
 from .errors import UserError
 from .processbench import convert, is_processbench, row_labels
 from .records import Problem
+
+T = TypeVar("T")
 
 SAMPLE_PATH = Path(__file__).resolve().parent / "data" / "sample_problems.jsonl"
 _HUB_ID_RE = re.compile(r"^[\w.-]+/[\w.-]+$")
@@ -161,6 +166,8 @@ def _parquet_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
 def _hf_rows(name: str, config: ProblemsConfig) -> Iterator[tuple[str, dict[str, Any]]]:
     import datasets
 
+    if not Path(name).exists():
+        check_hub_reachable(name)
     try:
         if Path(name, "dataset_info.json").exists() and Path(name, "state.json").exists():
             loaded = datasets.load_from_disk(name)
@@ -171,6 +178,23 @@ def _hf_rows(name: str, config: ProblemsConfig) -> Iterator[tuple[str, dict[str,
         raise UserError(f"{name}: cannot load dataset (split {config.split!r}): {exc}") from None
     for number, row in enumerate(dataset):
         yield f"row {number}", row
+
+
+def check_hub_reachable(name: str, timeout: float = 3.0) -> None:
+    """Fail in seconds, in one line, where the Hub cannot be reached: the Hub client would retry
+    for half a minute, logging each try. Offline mode (HF_HUB_OFFLINE=1) reads the cache only."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return
+    url = urlsplit(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+    except OSError as exc:
+        raise UserError(
+            f"{name}: cannot reach the Hugging Face Hub at {constants.ENDPOINT} ({exc.strerror or exc}); "
+            "check the network, or set HF_HUB_OFFLINE=1 to read a dataset cached earlier"
+        ) from None
 
 
 def _to_problem(
@@ -231,3 +255,32 @@ def _field(
 
 def _blank_to_none(value: str | None) -> str | None:
     return value if value is not None and value.strip() else None
+
+
+def _take(iterator: Iterator[T], n: int) -> tuple[list[T], BaseException | None]:
+    """Up to `n` items, and the error that stopped the reading early, if one did."""
+    chunk: list[T] = []
+    try:
+        for item in iterator:
+            chunk.append(item)
+            if len(chunk) == n:
+                break
+    except Exception as exc:
+        return chunk, exc
+    return chunk, None
+
+
+async def read_off_loop(items: Iterable[T], batch: int = 64) -> AsyncIterator[T]:
+    """Iterate `items` in a worker thread, `batch` at a time, so a Hub download or a slow disk
+    never blocks the event loop. A batch is read only when the last is used up, so reading
+    stays as far ahead as the consumer's queue allows. Items read before an error come first,
+    then the error."""
+    iterator = iter(items)
+    while True:
+        chunk, error = await asyncio.to_thread(_take, iterator, batch)
+        for item in chunk:
+            yield item
+        if error is not None:
+            raise error
+        if len(chunk) < batch:
+            return

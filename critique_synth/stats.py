@@ -93,6 +93,7 @@ class Stats:
     retries: int = 0
     requests_before: int = 0
     started: float = field(default_factory=time.monotonic)
+    budget_usd: float | None = None  # the run's cap, shown beside its cost
 
     def add_record(self, record: CritiqueRecord) -> None:
         self.critiques += 1
@@ -147,3 +148,10 @@ class Stats:
 
 def _label(value: bool | None, yes: str, no: str) -> str:
     return "unknown" if value is None else yes if value else no
+
+
+def format_rate(rate: float | None, judged: int | None = None, missing: str = "n/a") -> str:
+    """A rate as the CLI's stats table and the dataset card show it: `93.0% of 1,204`."""
+    if rate is None:
+        return missing
+    return f"{rate:.1%}" + (f" of {judged:,}" if judged is not None else "")

@@ -1,4 +1,5 @@
-"""Shared fixtures: a real OpenAI-compatible server on 127.0.0.1 and a runner for the real CLI."""
+"""Shared fixtures: a real OpenAI-compatible server on 127.0.0.1, and the real CLI in this process
+(`invoke`) or in a child process (`run_cli`)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner, Result
 
+from critique_synth.cli import app
 from critique_synth.testserver import MockLLMServer, ServerConfig
 
 SECRET = "sk-test-DO-NOT-LEAK-4f9a1c2b7e"
@@ -59,6 +62,12 @@ def run_cli(
         env=env or cli_env(),
         timeout=timeout,
     )
+
+
+def invoke(*args: str | Path, env: dict[str, str] | None = None) -> Result:
+    """The CLI in this process (typer's CliRunner): the same code as `run_cli` without a new
+    interpreter; for everything but signals, kills, locks between processes and install."""
+    return CliRunner().invoke(app, [str(a) for a in args], env=env or cli_env())
 
 
 def read_jsonl(path: Path) -> list[dict]:

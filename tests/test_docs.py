@@ -21,7 +21,9 @@ from pathlib import Path
 import pytest
 
 README = Path(__file__).parent.parent / "README.md"
-_FENCE = re.compile(r"(?:<!--\s*docs-test:\s*(?P<directive>.*?)\s*-->\s*\n)?```python\n(?P<code>.*?)```", re.S)
+_FENCE = re.compile(
+    r"(?:<!--\s*docs-test:\s*(?P<directive>.*?)\s*-->\s*\n)?```python\n(?P<code>.*?)```", re.S
+)
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,12 @@ def test_readme_python_snippets_run(tmp_path: Path) -> None:
             continue
         for code in filter(None, (snippet.setup, snippet.code)):
             done = subprocess.run(
-                [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+                [sys.executable, "-c", code],
+                cwd=tmp_path,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
             )
             assert done.returncode == 0, f"README.md:{snippet.line} failed:\n{done.stderr[-3000:]}"
     print(f"{len(found) - len(skipped)} README snippet(s) ran, {len(skipped)} skipped: {skipped}")

@@ -110,6 +110,7 @@ def test_operand_misread_changes_a_number_of_the_question_everywhere_it_is_used(
     question = "A baker makes 14 trays of 8 cookies and sells 30. How many are left?"
     solution = "She makes 14 trays * 8 = 112 cookies.\nShe sells 30, so 112 - 30 = 82 are left.\n#### 82"
     seen = set()
+    misread_30 = 0
     for salt in "abcdef":
         injected = inject_error(solution, 1, salt, question=question, kinds={"operand_misread": 1})
         assert injected is not None and injected.kind == "operand_misread"
@@ -121,8 +122,9 @@ def test_operand_misread_changes_a_number_of_the_question_everywhere_it_is_used(
         )
         seen.add(after[0])
         if "sells 32" in after[1]:  # 30 read as 32: every use of it changes, not only the first
+            misread_30 += 1
             assert "- 32 =" in after[1]
-    assert len(seen) > 1
+    assert len(seen) > 1 and misread_30  # the check above ran
 
 
 def test_wrong_operation_swaps_the_operator_and_recomputes() -> None:

@@ -1,4 +1,8 @@
+import asyncio
 import json
+import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import datasets
@@ -8,7 +12,7 @@ import pytest
 
 from critique_synth.config import FieldMap, ProblemsConfig
 from critique_synth.errors import UserError
-from critique_synth.sources import RejectedRow, iter_problems, select
+from critique_synth.sources import RejectedRow, check_hub_reachable, iter_problems, read_off_loop, select
 
 ROWS = [
     {"uid": "a", "prompt": "What is 2+3?", "gold": 5, "worked": "2 + 3 = 5\n#### 5"},
@@ -145,3 +149,50 @@ def test_shards_partition_the_problems() -> None:
     assert sorted(ids) == sorted(p.id for p in problems)
     assert all(shards)
     assert [p.id for p in select(problems, "1/3", 2)] == [p.id for p in shards[1][:2]]
+
+
+def test_the_source_is_read_off_the_event_loop() -> None:
+    """A slow source (a Hub download) leaves the loop free; rows before an error still come."""
+    readers: set[str] = set()
+
+    def slow() -> Iterator[int]:
+        for i in range(5):
+            readers.add(threading.current_thread().name)
+            time.sleep(0.02)
+            yield i
+        raise UserError("bad line 6")
+
+    async def main() -> tuple[list[int], int, str]:
+        ticks = 0
+        got: list[int] = []
+
+        async def tick() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        ticker = asyncio.create_task(tick())
+        try:
+            async for item in read_off_loop(slow(), batch=2):
+                got.append(item)
+        except UserError as exc:
+            error = str(exc)
+        ticker.cancel()
+        return got, ticks, error
+
+    got, ticks, error = asyncio.run(main())
+    assert got == [0, 1, 2, 3, 4] and error == "bad line 6"
+    assert threading.main_thread().name not in readers
+    assert ticks >= 5  # the loop ran while the rows were read
+
+
+def test_an_unreachable_hub_fails_fast_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    with pytest.raises(UserError, match=r"cannot reach the Hugging Face Hub.*HF_HUB_OFFLINE=1"):
+        check_hub_reachable("openai/gsm8k")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    check_hub_reachable("openai/gsm8k")  # offline: the cache decides, nothing is probed
