@@ -32,6 +32,9 @@ class Sample:
 
 class Student(Protocol):
     requires: tuple[str, ...]
+    # Whether responses cost a request: those go to responses.jsonl, so a resumed run
+    # critiques the same response instead of sampling a new one.
+    caches_responses: bool
 
     def plan(self, problem: Problem) -> list[Sample]: ...
 
@@ -59,6 +62,7 @@ class DatasetStudent:
     data gives it (a ProcessBench row, or `label`/`first_error_step` columns)."""
 
     requires = ("response",)
+    caches_responses = False
 
     def plan(self, problem: Problem) -> list[Sample]:
         return [Sample(fingerprint("dataset", problem_fingerprint(problem)), 0, "dataset")]
@@ -84,6 +88,7 @@ class InjectStudent:
     with error kinds drawn by `error_kinds` weights (default: every kind alike)."""
 
     requires = ("solution",)
+    caches_responses = False
 
     def __init__(self, samples: int, error_kinds: Mapping[str, float] | None = None) -> None:
         self.samples = samples
@@ -130,6 +135,7 @@ class LLMStudent:
     """`samples` responses per problem from each student model on an OpenAI-compatible endpoint."""
 
     requires: tuple[str, ...] = ()
+    caches_responses = True
 
     def __init__(self, config: StudentsConfig, client: LLMClient) -> None:
         self.config = config
