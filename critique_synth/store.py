@@ -116,6 +116,18 @@ def read_stats(out: Path) -> tuple[Stats, dict[str, Any]]:
     return stats, summary
 
 
+def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
+    """The settings that differ between two public config dumps, as `key: old -> new`."""
+    changes = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key, "(unset)"), new.get(key, "(unset)")
+        if isinstance(a, dict) and isinstance(b, dict):
+            changes += config_changes(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changes.append(f"{prefix}{key}: {json.dumps(a)} -> {json.dumps(b)}")
+    return changes
+
+
 class RunStore:
     """Open a run directory for appending; knows which units of work are already done."""
 
@@ -145,11 +157,13 @@ class RunStore:
     def _open_locked(self, config_dump: dict[str, Any], fingerprint: str, allow_change: bool) -> Stats:
         previous = self.read_run()
         if previous and previous.get("config_fingerprint") != fingerprint and not allow_change:
+            changed = config_changes(previous.get("config") or {}, config_dump)
+            what = "; ".join(changed[:5]) + ("; ..." if len(changed) > 5 else "")
+            if not changed:  # a change the public dump does not show (a prompt file, say)
+                what = f"fingerprint {previous.get('config_fingerprint')} vs {fingerprint} now"
             raise UserError(
-                f"{self.out} was made with a different config (fingerprint "
-                f"{previous.get('config_fingerprint')} vs {fingerprint} now); rerun with the same "
-                "config, choose another --out, or pass --allow-config-change to continue under "
-                "the new config"
+                f"{self.out} was made with a different config ({what}); rerun with the same config, "
+                "choose another --out, or pass --allow-config-change to continue under the new config"
             )
         for name in (CRITIQUES, REJECTED, RESPONSES):
             with self._writing(self.out / name):
