@@ -94,7 +94,6 @@ class Stats:
     requests_before: int = 0
     started: float = field(default_factory=time.monotonic)
     budget_usd: float | None = None  # the run's cap, shown beside its cost
-    budget_usd: float | None = None  # the run's cap, shown beside its cost
 
     def add_record(self, record: CritiqueRecord) -> None:
         self.critiques += 1
