@@ -37,7 +37,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .version import __version__
 from .card import read_runs, render_card
 from .config import ExportOptions
 from .consensus import choose, group, pairwise
@@ -49,6 +48,7 @@ from .lock import RunLock
 from .records import CritiqueRecord
 from .stats import Stats
 from .store import CRITIQUES, RUN, iter_lines
+from .version import __version__
 from .view.review import read_decisions
 
 log = logging.getLogger(__name__)
