@@ -41,7 +41,7 @@ def teacher_body(problems: Path) -> str:
     """The request body `generate` sends for the first problem, for the bare loop to repeat."""
     from critique_synth.config import TeacherConfig
     from critique_synth.records import Problem
-    from critique_synth.teachers import LLMTeacher
+    from critique_synth.teachers import LLMTeacher, response_format
 
     first = Problem.model_validate_json(problems.read_text().splitlines()[0])
     teacher = LLMTeacher(TeacherConfig(kind="llm", model="bench-teacher"), client=None)  # type: ignore[arg-type]
@@ -52,7 +52,7 @@ def teacher_body(problems: Path) -> str:
             "temperature": 0.3,
             "top_p": 0.95,
             "max_tokens": 3200,
-            "response_format": teacher._format,
+            "response_format": response_format(teacher.output),
         }
     )
 
