@@ -26,16 +26,18 @@ import logging
 import os
 import platform
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from fnmatch import fnmatchcase
 from pathlib import Path
 from typing import IO, Any
 
-from . import __version__
+from .consensus import group, pairwise
 from .errors import UserError
 from .lock import RunLock
 from .records import CritiqueRecord, Rejection, Response
 from .stats import Stats
+from .version import __version__
 
 log = logging.getLogger(__name__)
 
@@ -100,20 +102,20 @@ def _count(stats: Stats, item: CritiqueRecord | Rejection) -> None:
         stats.add_rejection(item)
 
 
-def read_stats(out: Path) -> tuple[Stats, dict[str, Any]]:
-    """Counts of a run directory, finished or in progress, and its run.json (or {})."""
-    if not (out / CRITIQUES).exists():
-        raise UserError(f"{out}: no {CRITIQUES}; is this a critique-synth run directory?")
-    stats = Stats()
+def outcomes(out: Path) -> Iterator[CritiqueRecord | Rejection]:
+    """Each unit's newest outcome: its critique where it has one (a unit with a critique is
+    never redone), else its last rejection. A retried unit (`retry_rejected`) may have several
+    rejection lines; the older ones stay in the file for the record."""
     seen: set[str] = set()
+    last: dict[str, Rejection] = {}
     for item in scan(out):
-        if item.key not in seen:
-            seen.add(item.key)
-            _count(stats, item)
-    summary = RunStore(out).read_run() or {}
-    counts = summary.get("counts", {})
-    stats.requests, stats.retries = counts.get("requests", 0), counts.get("retries", 0)
-    return stats, summary
+        if isinstance(item, CritiqueRecord):
+            if item.key not in seen:
+                seen.add(item.key)
+                yield item
+        elif item.key not in seen:
+            last[item.key] = item
+    yield from last.values()
 
 
 def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str]:
@@ -128,6 +130,32 @@ def config_changes(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -
     return changes
 
 
+def retry_filter(reasons: Sequence[str]) -> Callable[[Rejection], bool]:
+    """Which rejections a resumed run does again: reasons matching one of `reasons` (globs like
+    `http_*`); never `input` rejects, which are about the data, not the endpoint."""
+    patterns = tuple(reasons)
+
+    def retry(rejection: Rejection) -> bool:
+        return rejection.stage != "input" and any(fnmatchcase(rejection.reason, p) for p in patterns)
+
+    return retry
+
+
+def read_stats(out: Path) -> tuple[Stats, dict[str, Any]]:
+    """Counts of a run directory, finished or in progress, and its run.json (or {})."""
+    if not (out / CRITIQUES).exists():
+        raise UserError(f"{out}: no {CRITIQUES}; is this a critique-synth run directory?")
+    stats = Stats()
+    for item in outcomes(out):
+        _count(stats, item)
+    if len(stats.teachers) > 1:
+        stats.pairwise = pairwise(group(r for r in scan(out) if isinstance(r, CritiqueRecord)))
+    summary = RunStore(out).read_run() or {}
+    counts = summary.get("counts", {})
+    stats.requests, stats.retries = counts.get("requests", 0), counts.get("retries", 0)
+    return stats, summary
+
+
 class RunStore:
     """Open a run directory for appending; knows which units of work are already done."""
 
@@ -140,9 +168,19 @@ class RunStore:
         self._lock = RunLock(out, "generate")
         self._failed = False
         self._requests_complete = True
+        self._retry: Callable[[Rejection], bool] | None = None
 
-    def open(self, config_dump: dict[str, Any], fingerprint: str, *, allow_change: bool) -> Stats:
-        """Lock the directory, check its config, repair tails, load what is done."""
+    def open(
+        self,
+        config_dump: dict[str, Any],
+        fingerprint: str,
+        *,
+        allow_change: bool,
+        retry: Callable[[Rejection], bool] | None = None,
+    ) -> Stats:
+        """Lock the directory, check its config, repair tails, load what is done; rejections
+        that `retry` picks are not done, so this run does them again."""
+        self._retry = retry
         try:
             self.out.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -176,7 +214,7 @@ class RunStore:
                 )
         stats = Stats()
         if previous:
-            stats.requests = previous.get("counts", {}).get("requests", 0)
+            stats.requests = stats.requests_before = previous.get("counts", {}).get("requests", 0)
             stats.retries = previous.get("counts", {}).get("retries", 0)
         self._load(stats)
         self._requests_complete = (
@@ -193,10 +231,11 @@ class RunStore:
         return stats
 
     def _load(self, stats: Stats) -> None:
-        for item in scan(self.out):
-            if not self.is_done(item.key):
-                self._mark(item.key)
-                _count(stats, item)
+        for item in outcomes(self.out):
+            if isinstance(item, Rejection) and self._retry is not None and self._retry(item):
+                continue
+            self._mark(item.key)
+            _count(stats, item)
         for _, line in iter_lines(self.out / RESPONSES):
             try:
                 response = Response.model_validate_json(line)
@@ -204,11 +243,10 @@ class RunStore:
                 continue
             self.cached_responses[response.key] = response
 
-    def forget_done_responses(self, unit_key_of: Any) -> None:
-        """Keep cached responses only for units still to do, so memory stays small."""
-        self.cached_responses = {
-            k: r for k, r in self.cached_responses.items() if not self.is_done(unit_key_of(k))
-        }
+    def forget_done_responses(self, finished: Callable[[str], bool]) -> None:
+        """Keep cached responses only where some teacher still has to critique them, so memory
+        stays small; `finished(response_key)` says whether every teacher is done with one."""
+        self.cached_responses = {k: r for k, r in self.cached_responses.items() if not finished(k)}
 
     def is_done(self, key: str) -> bool:
         return int(key[:16], 16) in self._done

@@ -6,6 +6,8 @@ skip finished units before anything is generated; only then does it produce resp
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
@@ -13,10 +15,12 @@ from typing import Protocol
 from .config import StudentsConfig
 from .fingerprint import fingerprint, problem_fingerprint
 from .inject import ERROR_KINDS, inject_error
-from .llm import LLMClient
+from .llm import Completion, LLMClient
 from .prompts import load_prompt
-from .records import Problem, Response
+from .records import Problem, Response, Usage
 from .verify import check_response
+
+log = logging.getLogger(__name__)
 
 INJECTOR_VERSION = "inject-2"
 
@@ -132,7 +136,13 @@ class InjectStudent:
 
 
 class LLMStudent:
-    """`samples` responses per problem from each student model on an OpenAI-compatible endpoint."""
+    """`samples` responses per problem from each student model on an OpenAI-compatible endpoint.
+
+    The samples of one problem are asked for in one request with `n` (the prompt is paid
+    once): the pipeline starts a problem's samples together, the first to arrive waits one
+    loop turn for its siblings, then asks for all. A server that returns fewer choices than
+    asked (llama-cpp-python ignores `n`) gets one request per sample from then on. Each sample
+    keeps its own key, so resume still works sample by sample."""
 
     requires: tuple[str, ...] = ()
     caches_responses = True
@@ -141,6 +151,8 @@ class LLMStudent:
         self.config = config
         self.client = client
         self.prompt = load_prompt(config.prompt)
+        self._use_n = config.use_n and config.samples > 1
+        self._batches: dict[tuple[int, str], tuple[list[Sample], asyncio.Future[dict[str, Response]]]] = {}
 
     def messages(self, problem: Problem) -> list[dict[str, str]]:
         return [
@@ -159,17 +171,64 @@ class LLMStudent:
         ]
 
     async def respond(self, problem: Problem, sample: Sample) -> Response:
-        completion = await self.client.chat(
-            sample.source.removeprefix("llm:"),
+        model = sample.source.removeprefix("llm:")
+        if not self._use_n:
+            return (await self._ask(problem, model, [sample]))[sample.key]
+        key = (id(problem), model)
+        if key in self._batches:
+            samples, future = self._batches[key]
+            samples.append(sample)
+            return (await asyncio.shield(future))[sample.key]
+        samples = [sample]
+        future = asyncio.get_running_loop().create_future()
+        self._batches[key] = (samples, future)
+        try:
+            await asyncio.sleep(0)  # siblings started in this loop turn join the request
+        finally:
+            del self._batches[key]
+        try:
+            responses = await self._ask(problem, model, samples)
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # marked retrieved; siblings, if any, get it too
+            raise
+        future.set_result(responses)
+        return responses[sample.key]
+
+    async def _ask(self, problem: Problem, model: str, samples: list[Sample]) -> dict[str, Response]:
+        """Responses for `samples` of one model: one request with `n`, then one per sample for
+        the choices the server did not return."""
+        completion = await self._chat(problem, model, len(samples))
+        choices = list(completion.choices)[: len(samples)]
+        usages = [completion.usage] + [Usage()] * (len(choices) - 1)  # the prompt, paid once
+        if len(choices) < len(samples):
+            self._use_n = False
+            log.info(
+                "the students endpoint ignores n (asked %d, got %d): one request per sample",
+                len(samples),
+                len(choices),
+            )
+            more = await asyncio.gather(*(self._chat(problem, model, 1) for _ in samples[len(choices) :]))
+            choices += [c.choices[0] for c in more]
+            usages += [c.usage for c in more]
+        return {
+            sample.key: _response(
+                problem,
+                sample,
+                choice.text,
+                finish_reason=choice.finish_reason,
+                reasoning=choice.reasoning,
+                usage=usage,
+            )
+            for sample, choice, usage in zip(samples, choices, usages, strict=True)
+        }
+
+    async def _chat(self, problem: Problem, model: str, n: int) -> Completion:
+        return await self.client.chat(
+            model,
             self.messages(problem),
             temperature=self.config.temperature,
             top_p=self.config.top_p,
             max_tokens=self.config.max_tokens,
-        )
-        return _response(
-            problem,
-            sample,
-            completion.text,
-            finish_reason=completion.finish_reason,
-            usage=completion.usage,
+            n=n,
         )
