@@ -14,6 +14,7 @@ from typing import Any
 import yaml
 
 from .config import ExportOptions
+from .pricing import describe_cost
 from .records import critique_schema
 from .stats import Stats, format_rate
 
@@ -248,10 +249,19 @@ def _provenance(runs: list[dict[str, Any]]) -> str:
             ("students (noisy responses)", ", ".join(sorted({str(r.get("students", "?")) for r in runs}))),
             ("teachers", ", ".join(sorted({str(r.get("teacher", "unknown")) for r in runs}))),
             ("teacher sampling", sampling or "built-in critic (deterministic)"),
+            ("structured output", _outputs(runs)),
             ("made with", f"critique-synth {versions.get('critique_synth', '?')}"),
             ("run directories merged", len(runs)),
         ]
     )
+
+
+def _outputs(runs: list[dict[str, Any]]) -> str:
+    """The structured-output mode each LLM teacher ended up with, and why."""
+    modes = {name: info for run in runs for name, info in (run.get("teacher_output") or {}).items()}
+    if not modes:
+        return "none (no LLM teacher)"
+    return "; ".join(f"{name}: {info.get('mode')} ({info.get('why')})" for name, info in modes.items())
 
 
 def _source_license(runs: list[dict[str, Any]]) -> str:
@@ -276,7 +286,7 @@ def _agreement_table(stats: Stats, run: dict[str, Any]) -> str:
                 "tokens",
                 f"{stats.usage.prompt_tokens:,} prompt / {stats.usage.completion_tokens:,} completion",
             ),
-            ("cost of the kept records (USD)", f"{stats.usage.cost:.4f}"),
+            ("cost of the records read", describe_cost(stats.usage)),
             ("requests / retries", f"{run['requests']:,} / {run['retries']:,}"),
         ]
     )
@@ -287,8 +297,7 @@ def _teacher_section(stats: Stats) -> str:
         return ""
     lines = [
         "\n### Teachers\n",
-        "| teacher | critiques | agreement, process | agreement, final answer | first step exact "
-        "| cost USD |",
+        "| teacher | critiques | agreement, process | agreement, final answer | first step exact | cost |",
         "|---|---|---|---|---|---|",
     ]
     for name, t in sorted(stats.teachers.items()):
@@ -296,7 +305,7 @@ def _teacher_section(stats: Stats) -> str:
         lines.append(
             f"| {name} | {t.critiques:,} | {_rate(a.rate('process'), a.judged('process'))} "
             f"| {_rate(a.rate('final_answer'), a.judged('final_answer'))} "
-            f"| {_rate(a.step_rate, sum(a.steps.values()))} | {t.usage.cost:.4f} |"
+            f"| {_rate(a.step_rate, sum(a.steps.values()))} | {describe_cost(t.usage)} |"
         )
     lines += ["", "Pairwise agreement:", "", "| teachers | responses | verdict | first wrong step |"]
     lines.append("|---|---|---|---|")

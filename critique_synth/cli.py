@@ -418,6 +418,7 @@ def stats(run_dir: Annotated[Path, typer.Argument(help="a run directory, finishe
 def stats_table(run_dir: Path, counts: Stats, summary: dict[str, Any]) -> Table:
     from rich.table import Table
 
+    from .pricing import describe_cost
     from .stats import format_rate
 
     state = "finished" if summary.get("finished") else "in progress or stopped"
@@ -441,7 +442,7 @@ def stats_table(run_dir: Path, counts: Stats, summary: dict[str, Any]) -> Table:
             "tokens prompt / completion",
             f"{counts.usage.prompt_tokens:,} / {counts.usage.completion_tokens:,}",
         ),
-        ("cost (USD)", f"{counts.usage.cost:.4f}"),
+        ("cost", describe_cost(counts.usage)),
         ("requests / retries", f"{counts.requests:,} / {counts.retries:,}"),
     ]
     if len(counts.teachers) > 1:
@@ -451,7 +452,7 @@ def stats_table(run_dir: Path, counts: Stats, summary: dict[str, Any]) -> Table:
                 (
                     f"teacher {name}",
                     f"{t.critiques:,} critiques, {t.rejected:,} rejected, agreement "
-                    f"{format_rate(ta.rate(), ta.judged())}, ${t.usage.cost:.4f}",
+                    f"{format_rate(ta.rate(), ta.judged())}, {describe_cost(t.usage)}",
                 )
             )
         for pair, p in counts.pairwise.items():

@@ -161,9 +161,13 @@ def _plan(
         plan.pairwise = pairwise(groups)
         if options.select != "all":
             plan.chosen = {}
+            reviewed_out = {unit_hash(key) for key in review_drops}
             for votes in groups.values():
-                picked = choose(votes, options.select)
-                plan.ties += not picked
+                candidates = [
+                    v for v in votes if v.key not in reviewed_out
+                ]  # a reviewer's drop passes the pick on
+                picked = choose(candidates, options.select) if candidates else []
+                plan.ties += bool(candidates) and not picked
                 plan.chosen.update((vote.key, why) for vote, why in picked)
     if options.balance is not None:
         filters = Filters(options, count_tokens)

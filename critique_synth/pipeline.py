@@ -170,7 +170,7 @@ async def iter_run(
 
 def _outputs(parts: Parts) -> dict[str, dict[str, dict[str, str]]]:
     """The structured-output mode each LLM teacher uses and why; it can change mid-run."""
-    return {"teacher_output": {t.name: t.output_info() for t in parts.teachers if isinstance(t, LLMTeacher)}}
+    return {"teacher_output": {t.name: info for t in parts.teachers if (info := t.output_info()) is not None}}
 
 
 def _describe_students(config: RunConfig) -> str:

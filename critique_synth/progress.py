@@ -11,6 +11,7 @@ from types import TracebackType
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from .pricing import describe_cost
 from .stats import Stats
 
 log = logging.getLogger("critique_synth.progress")
@@ -96,13 +97,14 @@ class ProgressView:
 
 def _spent(stats: Stats) -> str:
     """The cost so far, against the budget when the run has one."""
-    spent = f"${stats.usage.cost:,.4f}"
+    spent = describe_cost(stats.usage)
     return f"{spent} of ${stats.budget_usd:,.2f} budget" if stats.budget_usd else spent
 
 
 def _short(stats: Stats) -> str:
     """The bar's tail: rate, rejects, agreement and cost in one short line."""
-    cost = f" · {_spent(stats)}" if stats.usage.cost or stats.budget_usd else ""
+    paid = stats.usage.cost or stats.usage.unpriced or stats.budget_usd
+    cost = f" · {_spent(stats)}" if paid else ""
     return (
         f"{stats.rate():.1f} req/s · rejects {stats.rejected:,} · "
         f"agreement {_percent(stats.agreement.rate())}{cost}"

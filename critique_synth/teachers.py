@@ -69,6 +69,10 @@ class Teacher(Protocol):
         """The prompt this teacher would send (None: it sends none); pure, no client needed."""
         ...
 
+    def output_info(self) -> dict[str, str] | None:
+        """The structured-output mode in use and why (None: the teacher uses no endpoint)."""
+        ...
+
     async def critique(self, problem: Problem, response: Response) -> TeacherResult: ...
 
 
@@ -83,6 +87,10 @@ class BuiltinTeacher:
 
     def messages(self, problem: Problem, response_text: str) -> None:
         """The built-in critic sends no prompt."""
+        return None
+
+    def output_info(self) -> None:
+        """No structured output to negotiate."""
         return None
 
     async def critique(self, problem: Problem, response: Response) -> TeacherResult:

@@ -195,3 +195,21 @@ def test_step_errors_with_right_answers_are_judged_by_process(tmp_path: Path) ->
     assert kept.counts["rows"]["cft"]["train"] == 3 and "disagrees_with_label" not in kept.counts["dropped"]
     sft = pq.read_table(tmp_path / "ds" / "data" / "sft" / "train-00000-of-00001.parquet").to_pylist()
     assert [r["problem_id"] for r in sft] == ["b3"]  # only the response right by its steps
+
+
+def test_a_reviewers_drop_passes_the_pick_to_the_next_critique(two_teacher_run, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    out, _ = two_teacher_run
+    records = read_jsonl(out / "critiques.jsonl")
+    first = records[0]
+    review = tmp_path / "review.jsonl"
+    review.write_text(json.dumps({"key": first["key"], "decision": "drop", "at": 0}) + "\n")
+    result = export(out, tmp_path / "ds", ExportOptions(formats=["cft"]), review=review)
+    kept = pq.read_table(tmp_path / "ds" / "data" / "cft" / "train-00000-of-00001.parquet").to_pylist()
+    assert len(kept) == 12 and first["key"] not in {r["key"] for r in kept}
+    other = next(
+        r
+        for r in kept
+        if r["problem_id"] == first["problem"]["id"] and r["response"] == first["response"]["text"]
+    )
+    assert other["teacher"] != first["teacher"]
+    assert result.counts["dropped"]["review_drop"] == 1
