@@ -36,6 +36,7 @@ from .budget import Budget, BudgetTransport, check_prices
 from .config import BatchOptions, EndpointConfig
 from .errors import UserError
 from .pricing import PriceBook
+from .tokens import estimate_tokens
 from .transport import AiohttpTransport, Reply, Transport, endpoint_headers
 from .urls import safe_url, split_credentials
 
@@ -196,7 +197,9 @@ class BatchTransport:
         if pending is None:
             body = json.loads(payload)
             completion = int(body.get("max_completion_tokens") or body.get("max_tokens") or 0)
-            pending = self._pending[cid] = _Request(cid, body, len(payload), len(payload) // 4 + completion)
+            pending = self._pending[cid] = _Request(
+                cid, body, len(payload), estimate_tokens(len(payload)) + completion
+            )
         pending.waiters.append(future)
         self._arrived.set()
         return await future

@@ -23,6 +23,7 @@ from typing import Any
 from .errors import UserError
 from .pricing import PriceBook
 from .records import Usage
+from .tokens import estimate_tokens
 from .transport import Reply, Transport
 
 log = logging.getLogger(__name__)
@@ -94,7 +95,9 @@ class BudgetTransport:
         completion = int(body.get("max_completion_tokens") or body.get("max_tokens") or 0) * int(
             body.get("n") or 1
         )
-        worst = self._cost(model, Usage(prompt_tokens=len(payload) // 4, completion_tokens=completion))
+        worst = self._cost(
+            model, Usage(prompt_tokens=estimate_tokens(len(payload)), completion_tokens=completion)
+        )
         await self.budget.reserve(worst)
         actual = 0.0
         try:

@@ -23,6 +23,7 @@ from .pipeline import build_parts, plan_problems
 from .pricing import BATCH_DISCOUNT, PriceBook
 from .records import CritiqueRecord
 from .store import CRITIQUES, iter_lines, scan
+from .tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +221,9 @@ def token_counter(model: str) -> tuple[Callable[[str], int], str]:
             return (lambda text: len(tokenizer.encode(text, add_special_tokens=False))), f"tokenizer {model}"
         except Exception:  # not installed, or not in the local cache
             pass
-    return (lambda text: max(1, len(text) // 4)), "an estimate (characters / 4; no tokenizer for this model)"
+    return (
+        lambda text: max(1, estimate_tokens(len(text)))
+    ), "an estimate (characters / 4; no tokenizer for this model)"
 
 
 def render(est: Estimate) -> list[str]:

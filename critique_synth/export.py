@@ -42,7 +42,7 @@ from .config import ExportOptions
 from .consensus import choose, group, pairwise
 from .errors import UserError
 from .filters import Filters, balance_class, balance_cutoffs, fraction_of, split_of, token_counter
-from .fingerprint import unit_hash
+from .fingerprint import key_int, unit_hash
 from .formats import CRITIQUE_ROWS, SCHEMAS, cft_row, llamafactory_info, sft_row
 from .lock import RunLock
 from .records import CritiqueRecord
@@ -82,7 +82,7 @@ def iter_records(run_dirs: list[Path], unreadable: Counter[str] | None = None) -
                     if unreadable[str(path)] <= _WARN_LINES:
                         log.warning("%s:%d: unreadable line skipped (generate redoes its unit)", path, number)
                 continue
-            key = int(record.key[:16], 16)
+            key = key_int(record.key)
             if key not in seen:
                 seen.add(key)
                 yield record

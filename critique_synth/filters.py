@@ -19,6 +19,7 @@ from .errors import UserError
 from .fingerprint import unit_hash
 from .formats import user_turn
 from .records import CritiqueRecord
+from .tokens import estimate_tokens
 
 _PUNCT_RE = re.compile(r"[^\w\s]")
 _SPACE_RE = re.compile(r"\s+")
@@ -41,7 +42,7 @@ def normalize_question(question: str) -> str:
 def token_counter(options: ExportOptions) -> Callable[[str], int]:
     """Tokens of a text: a real HF tokenizer when named, else about 4 characters a token."""
     if options.tokenizer is None:
-        return lambda text: (len(text) + 3) // 4
+        return lambda text: estimate_tokens(len(text))
     try:
         from transformers import AutoTokenizer
     except ImportError:

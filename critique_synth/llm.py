@@ -32,6 +32,7 @@ from .limits import ConcurrencyLimit
 from .pacing import Pacer
 from .pricing import PriceBook
 from .records import Usage
+from .tokens import estimate_tokens
 from .transport import RAW_KEEP, AiohttpTransport, LLMError, Reply, Transport, clip, endpoint_headers
 from .urls import is_local, safe_url, split_credentials
 
@@ -206,7 +207,7 @@ class LLMClient:
             response_format=response_format,
             n=n,
         )
-        estimate = len(payload) // 4 + max_tokens * n
+        estimate = estimate_tokens(len(payload)) + max_tokens * n
         attempt = 0
         while True:
             try:

@@ -34,6 +34,7 @@ from typing import IO, Any
 
 from .consensus import group, pairwise
 from .errors import UserError
+from .fingerprint import key_int
 from .lock import RunLock
 from .records import CritiqueRecord, Rejection, Response
 from .stats import Stats
@@ -249,12 +250,10 @@ class RunStore:
         self.cached_responses = {k: r for k, r in self.cached_responses.items() if not finished(k)}
 
     def is_done(self, key: str) -> bool:
-        return int(key[:16], 16) in self._done
+        return key_int(key) in self._done
 
     def _mark(self, key: str) -> None:
-        """Keys are kept as 64-bit ints: a third of the memory of strings, still collision-free
-        in practice at a billion units."""
-        self._done.add(int(key[:16], 16))
+        self._done.add(key_int(key))
 
     def write_record(self, record: CritiqueRecord) -> None:
         self._append(CRITIQUES, record.model_dump_json())
