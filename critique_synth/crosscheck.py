@@ -1,30 +1,43 @@
-"""Cross-check an LLM critique against the built-in critic where the critic can decide.
+"""Cross-check an LLM critique against what exact checks can prove.
 
-The built-in critic is exact about two things: a calculation whose stated result is false, and
-a final answer that differs from the gold answer. Where it finds such an error and an LLM
-critique calls the solution right, or names a first wrong step after it, the LLM critique is
-wrong on a point that can be proven; the record carries a flag instead of passing silently.
-Where the critic finds nothing, it cannot decide (reasoning errors carry no false arithmetic),
-so no flag is raised.
+Two things are decidable without a model: a calculation whose stated result is false (read
+exactly, as the built-in critic reads it), and a final answer that differs from the gold
+answer. Where one of them shows an error and an LLM critique calls the solution right, or names
+a first wrong step after the proven one, the LLM critique is wrong on a point that can be
+proven; the record carries a flag instead of passing silently. Where these checks find nothing
+they cannot decide (reasoning errors carry no false arithmetic), so no flag is raised.
+
+This runs on every LLM critique, so it uses the critic's exact checks only, not the whole
+critic with its written walk-through: it costs tens of microseconds a record, not a millisecond.
 """
 
 from __future__ import annotations
 
-from .critic import builtin_critique
-from .records import Critique, Problem, Response
+from .arithmetic import find_claims
+from .records import Critique, Response
+from .steps import split_steps
 
 MISSED = "missed_exact_error"
 LATE_STEP = "step_after_exact_error"
 
 
-def crosscheck(problem: Problem, response: Response, critique: Critique) -> str | None:
-    """A flag where the built-in critic proves the critique wrong, else None."""
-    exact = builtin_critique(problem, response.text)
-    if exact.verdict == "right":
-        return None
-    if critique.verdict == "right":
-        return MISSED
-    proven, named = exact.first_wrong_step, critique.first_wrong_step
-    if proven is not None and named is not None and named > proven:
-        return LATE_STEP
+def first_false_calculation(text: str) -> int | None:
+    """The number of the first step holding a calculation whose stated result is false."""
+    for step in split_steps(text):
+        for line in text[step.start : step.end].splitlines():
+            if any(claim.status == "wrong" for claim in find_claims(line)):
+                return step.number
     return None
+
+
+def crosscheck(response: Response, critique: Critique) -> str | None:
+    """A flag where exact checks prove the critique wrong, else None (the cheap cases first:
+    the final answer was checked against gold when the response was made)."""
+    if critique.verdict == "right":
+        proven_wrong = response.final_correct is False or first_false_calculation(response.text) is not None
+        return MISSED if proven_wrong else None
+    named = critique.first_wrong_step
+    if named is None or named == 1:
+        return None
+    proven = first_false_calculation(response.text)
+    return LATE_STEP if proven is not None and named > proven else None

@@ -335,7 +335,10 @@ class _Runner:
         for teacher, key in todo:
             units.append(self._unit(problem, response, teacher, key, paid))
             paid = Usage()  # the response's own cost goes on its first unit only
-        await asyncio.gather(*units)
+        if len(units) == 1:
+            await units[0]  # one teacher: no task to wrap it in
+        else:
+            await asyncio.gather(*units)
 
     async def _unit(
         self, problem: Problem, response: Response, teacher: Teacher, key: str, paid: Usage
@@ -397,7 +400,7 @@ class _Runner:
                 agrees=judgement.agrees,
                 step_agrees=judgement.step_agrees,
                 gold_agrees=judgement.gold_agrees,
-                crosscheck=crosscheck(problem, response, result.critique) if teacher.kind == "llm" else None,
+                crosscheck=crosscheck(response, result.critique) if teacher.kind == "llm" else None,
                 request_fingerprint=result.request_fingerprint,
                 attempts=result.attempts,
                 finish_reason=result.finish_reason,

@@ -15,7 +15,9 @@ Steps carry character spans into the original text, so an edit at any offset map
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 _NUMBERED_RE = re.compile(r"^\s*(?:step\s*\d+\s*[:.)]|\(?\d+[.)]\s|\*\*step\s*\d+)", re.IGNORECASE)
 _BULLET_RE = re.compile(r"^\s*(?:[-*•·]\s|\+\s)")
@@ -47,8 +49,10 @@ def _continues(line: str) -> bool:
     return bool(_BULLET_RE.match(line)) or (line[:1] in (" ", "\t") and not _NUMBERED_RE.match(line))
 
 
-def split_steps(text: str) -> list[Step]:
-    """The steps of a solution, in order, numbered from 1."""
+@lru_cache(maxsize=4096)
+def split_steps(text: str) -> tuple[Step, ...]:
+    """The steps of a solution, in order, numbered from 1 (cached: the prompt, the cross-check
+    and the critic all number the same response)."""
     lines = _lines(text)
     if len(lines) == 1:
         return _sentences(text, *lines[0])
@@ -62,19 +66,21 @@ def split_steps(text: str) -> list[Step]:
             continue
         in_item = bool(_NUMBERED_RE.match(line))
         groups.append([start, end])
-    return [Step(i, text[s:e].strip(), s, e) for i, (s, e) in enumerate(groups, start=1)]
+    return tuple(Step(i, text[s:e].strip(), s, e) for i, (s, e) in enumerate(groups, start=1))
 
 
-def _sentences(text: str, start: int, end: int) -> list[Step]:
+def _sentences(text: str, start: int, end: int) -> tuple[Step, ...]:
     steps, cursor = [], start
     for match in _SENTENCE_END_RE.finditer(text, start, end):
         steps.append((cursor, match.start()))
         cursor = match.end()
     steps.append((cursor, end))
-    return [Step(i, text[s:e].strip(), s, e) for i, (s, e) in enumerate(steps, start=1) if text[s:e].strip()]
+    return tuple(
+        Step(i, text[s:e].strip(), s, e) for i, (s, e) in enumerate(steps, start=1) if text[s:e].strip()
+    )
 
 
-def step_at(steps: list[Step], offset: int) -> int | None:
+def step_at(steps: Sequence[Step], offset: int) -> int | None:
     """The number of the step that holds character `offset`, or None outside every step."""
     for step in steps:
         if step.start <= offset < step.end:

@@ -267,11 +267,15 @@ class RunStore:
         self._append(RESPONSES, response.model_dump_json())
 
     def _append(self, name: str, line: str) -> None:
-        with self._writing(self.out / name, quiet=False):
-            f = self._files.get(name)
-            if f is None:
+        f = self._files.get(name)
+        if f is None:
+            with self._writing(self.out / name, quiet=False):
                 f = self._files[name] = (self.out / name).open("ab")
+        try:
             f.write(line.encode() + b"\n")
+        except OSError:
+            with self._writing(self.out / name, quiet=False):
+                raise
         self._dirty = True
 
     def flush(self) -> None:

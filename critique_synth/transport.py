@@ -196,6 +196,8 @@ async def _read_capped(resp: aiohttp.ClientResponse, cap: int) -> bytes:
     """The body, refused as soon as it passes `cap` bytes (counted after decompression)."""
     if resp.content_length is not None and resp.content_length > cap:
         raise LLMError("too_large", f"reply of {resp.content_length:,} bytes > max_reply_bytes {cap:,}")
+    if resp.content_length is not None and resp.headers.get("Content-Encoding", "identity") == "identity":
+        return await resp.read()  # a stated, uncompressed length under the cap: one read, the fast path
     chunks, size = [], 0
     async for chunk in resp.content.iter_any():
         size += len(chunk)
