@@ -35,6 +35,16 @@ if TYPE_CHECKING:
 # Commands import their modules when they run: `--help` stays fast, and `generate` never loads
 # the trainer, pyarrow or the Hub client it does not use.
 
+# Flags that generate and audit share, declared once.
+TeacherKind = Annotated[str | None, typer.Option(help="builtin | llm")]
+TeacherModel = Annotated[str | None, typer.Option(help="teacher model name")]
+TeacherBaseUrl = Annotated[list[str] | None, typer.Option(help="teacher endpoint (repeat for replicas)")]
+TeacherMode = Annotated[str | None, typer.Option(help="auto | json | text")]
+ApiKeyEnv = Annotated[str | None, typer.Option(help="env var holding the key")]
+Concurrency = Annotated[int | None, typer.Option(help="most requests in flight")]
+Rpm = Annotated[int | None, typer.Option(help="requests per minute")]
+Tpm = Annotated[int | None, typer.Option(help="tokens per minute")]
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 err = STDERR
 
@@ -70,6 +80,29 @@ def _setup_logging(verbose: bool) -> None:
         logging.getLogger(own_handler).propagate = False
 
 
+def _fields(items: list[str] | None, prefix: str, example: str) -> dict[str, str]:
+    """`--field ROLE=COLUMN` flags as {prefix + role: column}."""
+    fields = {}
+    for item in items or []:
+        role, sep, column = item.partition("=")
+        if not sep:
+            raise UserError(f"--field {item!r}: use ROLE=COLUMN, e.g. --field {example}")
+        fields[prefix + role] = column
+    return fields
+
+
+def _teacher_overrides(
+    kind: str | None, model: str | None, mode: str | None, base_urls: list[str] | None
+) -> dict[str, Any]:
+    """The --teacher* flags as config overrides; a model alone means an LLM teacher."""
+    return {
+        "teacher.kind": kind or ("llm" if model else None),
+        "teacher.model": model,
+        "teacher.mode": mode,
+        "teacher.endpoint.base_urls": base_urls or None,
+    }
+
+
 def _fail(message: str, code: int = 2) -> typer.Exit:
     err.print(Text("error: ", style="bold red") + Text(message))
     return typer.Exit(code)
@@ -86,14 +119,14 @@ def generate(
     student_model: Annotated[list[str] | None, typer.Option(help="student model (repeat)")] = None,
     student_base_url: Annotated[list[str] | None, typer.Option(help="student endpoint")] = None,
     samples: Annotated[int | None, typer.Option(help="responses per problem")] = None,
-    teacher: Annotated[str | None, typer.Option(help="builtin | llm")] = None,
-    teacher_model: Annotated[str | None, typer.Option(help="teacher model name")] = None,
-    teacher_base_url: Annotated[list[str] | None, typer.Option(help="teacher endpoint")] = None,
-    teacher_mode: Annotated[str | None, typer.Option(help="json | text")] = None,
-    api_key_env: Annotated[str | None, typer.Option(help="env var holding the key")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="requests in flight")] = None,
-    rpm: Annotated[int | None, typer.Option(help="requests per minute")] = None,
-    tpm: Annotated[int | None, typer.Option(help="tokens per minute")] = None,
+    teacher: TeacherKind = None,
+    teacher_model: TeacherModel = None,
+    teacher_base_url: TeacherBaseUrl = None,
+    teacher_mode: TeacherMode = None,
+    api_key_env: ApiKeyEnv = None,
+    concurrency: Concurrency = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
     limit: Annotated[
         int | None, typer.Option(help="at most N problems (of this shard, with --shard: N per shard)")
     ] = None,
@@ -130,10 +163,7 @@ def generate(
         "students.models": student_model or None,
         "students.samples": samples,
         "students.endpoint.base_urls": student_base_url or None,
-        "teacher.kind": teacher or ("llm" if teacher_model else None),
-        "teacher.model": teacher_model,
-        "teacher.mode": teacher_mode,
-        "teacher.endpoint.base_urls": teacher_base_url or None,
+        **_teacher_overrides(teacher, teacher_model, teacher_mode, teacher_base_url),
         "limit": limit,
         "shard": shard,
         "export.enabled": False if no_export else None,
@@ -150,11 +180,7 @@ def generate(
         overrides[f"{side}.endpoint.reasoning_effort"] = reasoning_effort
         overrides[f"{side}.endpoint.token_param"] = token_param
     try:
-        for item in field or []:
-            role, sep, column = item.partition("=")
-            if not sep:
-                raise UserError(f"--field {item!r}: use ROLE=COLUMN, e.g. --field question=prompt")
-            overrides[f"problems.fields.{role}"] = column
+        overrides.update(_fields(field, "problems.fields.", "question=prompt"))
         cfg = load_config(config, overrides)
         if retry_rejected and not cfg.retry_rejected:
             cfg = cfg.model_copy(update={"retry_rejected": list(RETRY_REASONS)})
@@ -252,14 +278,14 @@ def audit_cmd(
     sample: Annotated[int | None, typer.Option(help="audit only the first N rows")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="default: runs/audit/TEACHER-DATA")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="a generate config")] = None,
-    teacher: Annotated[str | None, typer.Option(help="builtin | llm")] = None,
-    teacher_model: Annotated[str | None, typer.Option(help="teacher model name")] = None,
-    teacher_base_url: Annotated[list[str] | None, typer.Option(help="teacher endpoint")] = None,
-    teacher_mode: Annotated[str | None, typer.Option(help="json | text")] = None,
-    api_key_env: Annotated[str | None, typer.Option(help="env var holding the key")] = None,
-    concurrency: Annotated[int | None, typer.Option(help="requests in flight")] = None,
-    rpm: Annotated[int | None, typer.Option(help="requests per minute")] = None,
-    tpm: Annotated[int | None, typer.Option(help="tokens per minute")] = None,
+    teacher: TeacherKind = None,
+    teacher_model: TeacherModel = None,
+    teacher_base_url: TeacherBaseUrl = None,
+    teacher_mode: TeacherMode = None,
+    api_key_env: ApiKeyEnv = None,
+    concurrency: Concurrency = None,
+    rpm: Rpm = None,
+    tpm: Tpm = None,
     project: Annotated[int | None, typer.Option(help="project tokens and cost for N units")] = None,
     project_config: Annotated[
         Path | None, typer.Option(help="project for the units of this generate config")
@@ -273,10 +299,7 @@ def audit_cmd(
 
     _setup_logging(verbose)
     overrides: dict[str, Any] = {
-        "teacher.kind": teacher or ("llm" if teacher_model else None),
-        "teacher.model": teacher_model,
-        "teacher.mode": teacher_mode,
-        "teacher.endpoint.base_urls": teacher_base_url or None,
+        **_teacher_overrides(teacher, teacher_model, teacher_mode, teacher_base_url),
         "teacher.endpoint.api_key_env": api_key_env,
         "teacher.endpoint.concurrency": concurrency,
         "teacher.endpoint.rpm": rpm,
@@ -284,11 +307,7 @@ def audit_cmd(
         "audit.data": data,
     }
     try:
-        for item in field or []:
-            role, sep, column = item.partition("=")
-            if not sep:
-                raise UserError(f"--field {item!r}: use ROLE=COLUMN, e.g. --field label=is_correct")
-            overrides[f"audit.fields.{role}"] = column
+        overrides.update(_fields(field, "audit.fields.", "label=is_correct"))
         cfg = load_config(config, overrides)
         units = count_units(load_config(project_config, {})) if project_config else project
         report = run_audit(
@@ -554,13 +573,7 @@ def eval_cmd(
         "out": out,
     }
     try:
-        fields = {}
-        for item in field or []:
-            role, sep, column = item.partition("=")
-            if not sep:
-                raise UserError(f"--field {item!r}: use ROLE=COLUMN, e.g. --field answer=gold_answer")
-            fields[role] = column
-        values["fields"] = fields or None
+        values["fields"] = _fields(field, "", "answer=gold_answer") or None
         result = run_evaluate(_options(EvalOptions, values), console=err)
     except UserError as exc:
         raise _fail(str(exc)) from None
