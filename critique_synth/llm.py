@@ -228,6 +228,7 @@ class LLMClient:
 
     async def _send(self, payload: bytes, estimate: int) -> Completion:
         await self._pacer.acquire(estimate)
+        paced = time.monotonic()  # what the pacer judges: when the request passed it
         await self.limit.acquire()
         self.stats.requests += 1
         sent = time.monotonic()
@@ -239,10 +240,10 @@ class LLMClient:
         if reply.status != 200:
             self.limit.release()
             if reply.status == 429:
-                self._pacer.rate_limited()
+                self._pacer.rate_limited(sent=paced)
             raise self._http_error(reply)
         self.limit.release(time.monotonic() - sent)
-        self._pacer.succeeded()
+        self._pacer.succeeded(sent=paced)
         completion = _parse_completion(reply.body)
         self._pacer.refund(estimate - completion.usage.prompt_tokens - completion.usage.completion_tokens)
         return completion

@@ -89,13 +89,15 @@ class Pacer:
             now = time.monotonic() if now is None else now
             self._next_token = max(now, self._next_token - tokens * 60.0 / self.tpm)
 
-    def succeeded(self, now: float | None = None) -> None:
-        self._record(time.monotonic() if now is None else now, True)
+    def succeeded(self, now: float | None = None, sent: float | None = None) -> None:
+        """A request sent at `sent` (default: now) got through."""
+        now = time.monotonic() if now is None else now
+        self._record(now, True, now if sent is None else sent)
 
-    def rate_limited(self, now: float | None = None) -> None:
+    def rate_limited(self, now: float | None = None, sent: float | None = None) -> None:
         """A 429: pace at what got through, if the window's 429s look like a limit."""
         now = time.monotonic() if now is None else now
-        self._record(now, False)
+        self._record(now, False, now if sent is None else sent)
         if now - self._cut < _CUT_EVERY or now < self._noise_until:
             return
         refused = sum(1 for _, ok in self._outcomes if not ok)
@@ -109,11 +111,11 @@ class Pacer:
         self._since_cut = [0, 0]
         log.info("server rate limit (%.0f%% refused): pacing at %.1f requests/s", 100 * share, self.adaptive)
 
-    def _record(self, now: float, ok: bool) -> None:
+    def _record(self, now: float, ok: bool, sent: float) -> None:
         self._outcomes.append((now, ok))
         while now - self._outcomes[0][0] > _WINDOW:
             self._outcomes.popleft()
-        if not self._judged and now > self._cut:
+        if not self._judged and sent > self._cut:  # only requests sent at the slower pace count
             self._since_cut[0] += 1
             self._since_cut[1] += not ok
             if now - self._cut >= _JUDGE_AFTER:

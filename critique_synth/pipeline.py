@@ -207,8 +207,11 @@ class _Runner:
         self.teachers = parts.teachers
         self.store = store
         self.stats = stats
-        uses_llm = bool(parts.clients)
-        self.workers = max(c.endpoint.concurrency for c in parts.clients) if uses_llm else 1
+        # Twice the requests allowed in flight: a unit waiting out a Retry-After holds a worker
+        # but no request slot, and the endpoint must stay busy meanwhile. The client's limiter,
+        # not the worker count, caps what is in flight.
+        slots = max((c.endpoint.concurrency for c in parts.clients), default=0)
+        self.workers = 2 * slots if slots else 1
         self.work: asyncio.Queue[Any] = asyncio.Queue(maxsize=self.workers * 2)
         self.out: asyncio.Queue[Any] = asyncio.Queue(maxsize=1024)
         self.source_error: UserError | None = None

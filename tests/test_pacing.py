@@ -112,3 +112,21 @@ def test_configured_rate_spaces_requests_evenly() -> None:
     gaps = [b - a for a, b in itertools.pairwise(times)]
     assert min(gaps) >= 0.01 * 0.95
     assert times[-1] - times[0] >= 0.05
+
+
+def test_429s_of_requests_sent_before_a_cut_do_not_undo_it() -> None:
+    """A burst refused at once: the replies to requests already sent keep coming after the cut,
+    but they say nothing about the slower pace, so they must not count as noise."""
+
+    def run(late_sent: float) -> Pacer:
+        pacer = Pacer(rpm=None, tpm=None)
+        for _ in range(20):
+            pacer.rate_limited(now=0.0, sent=0.0)  # a limit: the pace is cut
+        assert pacer.adaptive is not None
+        for _ in range(40):
+            pacer.rate_limited(now=0.01, sent=late_sent)
+        pacer.succeeded(now=3.0, sent=2.9)  # the first request at the slower pace gets through
+        return pacer
+
+    assert run(late_sent=-0.01).adaptive is not None  # sent before the cut: the pace holds
+    assert run(late_sent=0.01).adaptive is None  # sent after it and still refused: noise
