@@ -226,7 +226,14 @@ class BatchTransport:
                 except asyncio.TimeoutError:
                     pass
             while self._pending:
-                await self._submit(self._take())
+                chunk = self._take()
+                try:
+                    await self._submit(chunk)
+                except Exception as exc:  # taken out of _pending: _guarded cannot see these
+                    for future in (f for request in chunk for f in request.waiters):
+                        if not future.done():
+                            future.set_exception(exc)
+                    raise
             self._arrived.clear()
 
     def _full(self) -> bool:
@@ -426,7 +433,13 @@ class BatchTransport:
 
     async def _online(self, entry: BatchEntry, undone: dict[str, list[asyncio.Future[Reply]]]) -> None:
         """Send the undone requests of a batch online, read back from its batch file."""
-        bodies = _request_bodies(self.out / entry.file, set(undone))
+        try:
+            bodies = _request_bodies(self.out / entry.file, set(undone))
+        except Exception as exc:  # a missing or unreadable request file: its waiters must hear
+            for future in (f for waiters in undone.values() for f in waiters):
+                if not future.done():
+                    future.set_exception(exc)
+            raise
         gate = asyncio.Semaphore(_ONLINE_CONCURRENCY)
 
         async def one(cid: str, waiters: list[asyncio.Future[Reply]]) -> None:

@@ -61,8 +61,8 @@ class Row:
 
 def write_requests(path: Path, items: Iterable[tuple[str, dict[str, Any]]]) -> int:
     """Write Batch API request lines (custom_id, body); the file's size in bytes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         with jsonlines.open(path, mode="w", compact=True) as writer:
             for custom_id, body in items:
                 writer.write({"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": body})

@@ -237,6 +237,9 @@ class LLMClient:
         except LLMError as exc:
             self.limit.release(timed_out=sent if exc.reason == "timeout" else None)
             raise
+        except BaseException:  # cancelled, a budget stop, a bug: the slot must not leak
+            self.limit.release()
+            raise
         if reply.status != 200:
             self.limit.release()
             if reply.status == 429:
@@ -245,7 +248,9 @@ class LLMClient:
         self.limit.release(time.monotonic() - sent)
         self._pacer.succeeded(sent=paced)
         completion = _parse_completion(reply.body)
-        self._pacer.refund(estimate - completion.usage.prompt_tokens - completion.usage.completion_tokens)
+        used = completion.usage.prompt_tokens + completion.usage.completion_tokens
+        if used:  # a reply with no usable usage keeps its whole booking: tpm must still hold
+            self._pacer.refund(estimate - used)
         return completion
 
     def _http_error(self, reply: Reply) -> LLMError:

@@ -313,6 +313,7 @@ class _Runner:
     async def _sample(self, problem: Problem, sample: Sample, todo: list[tuple[Teacher, str]]) -> None:
         """One response, critiqued by every teacher that has not done so yet."""
         response = self.store.cached_responses.pop(sample.key, None)
+        paid = Usage()  # a cached response was paid for, and counted, by the run that made it
         if response is None:
             CURRENT_UNIT.set(sample.key)  # names its batch request
             try:
@@ -333,15 +334,12 @@ class _Runner:
                 return
             if self.student.caches_responses:
                 await self.out.put(response)
-        paid = response.usage
+            paid = response.usage
         units = []
         for teacher, key in todo:
             units.append(self._unit(problem, response, teacher, key, paid))
             paid = Usage()  # the response's own cost goes on its first unit only
-        if len(units) == 1:
-            await units[0]  # one teacher: no task to wrap it in
-        else:
-            await asyncio.gather(*units)
+        await asyncio.gather(*units)  # each unit in a task of its own: CURRENT_UNIT is per unit
 
     async def _unit(
         self, problem: Problem, response: Response, teacher: Teacher, key: str, paid: Usage

@@ -162,10 +162,12 @@ class LLMStudent:
 
     def plan(self, problem: Problem) -> list[Sample]:
         c = self.config
-        messages = self.messages(problem)
         params = (c.temperature, c.top_p, c.max_tokens, self.prompt.version)
+        # the problem itself, not only its prompt: two problems with one question text (and
+        # different ids or gold answers) are two units, not one done twice
+        base = problem_fingerprint(problem)
         return [
-            Sample(fingerprint(model, messages, params, i), i, f"llm:{model}")
+            Sample(fingerprint(model, base, params, i), i, f"llm:{model}")
             for model in c.models
             for i in range(c.samples)
         ]

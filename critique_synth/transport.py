@@ -24,7 +24,7 @@ import aiohttp
 
 from .config import EndpointConfig
 from .errors import UserError
-from .urls import safe_url, split_credentials
+from .urls import safe_url, secret_query_values, split_credentials
 
 RAW_KEEP = 4000  # characters of an invalid reply kept in rejects and sent back in repairs
 _KEYLIKE_RE = re.compile(r"\b(sk|hf|key)[-_][A-Za-z0-9_*.-]{6,}")
@@ -130,6 +130,7 @@ class AiohttpTransport:
         self._turn = 0
         self._secrets = [v.removeprefix("Bearer ") for k, v in headers.items() if k != "Content-Type"]
         self._secrets += [b.password for b in self._bases if b.password]
+        self._secrets += [value for url in endpoint.base_urls for value in secret_query_values(url)]
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> AiohttpTransport:
@@ -150,7 +151,9 @@ class AiohttpTransport:
         base = self._bases[slot]
         self._inflight[slot] += 1
         try:
-            async with self._session.post(base.at(path), data=payload, headers=base.headers) as resp:
+            async with self._session.post(
+                base.at(path), data=payload, headers=base.headers, allow_redirects=False
+            ) as resp:
                 body = await _read_capped(resp, self.endpoint.max_reply_bytes)
                 return Reply(resp.status, body, resp.headers.get("Retry-After"))
         except asyncio.TimeoutError:

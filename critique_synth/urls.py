@@ -9,7 +9,7 @@ userinfo out so the client can send it as an Authorization header instead.
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlsplit, urlunsplit
 
 MASK = "***"
 # Query parameter names that hold secrets, compared lower-cased; names ending in one of
@@ -86,6 +86,15 @@ def is_local(url: str) -> bool:
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     return ip.is_loopback or ip.is_unspecified
+
+
+def secret_query_values(url: str) -> list[str]:
+    """The values of a URL's secret-looking query parameters, for redaction from messages."""
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        return []
+    return [value for name, value in parse_qsl(query) if value and _is_secret(name)]
 
 
 def _is_secret(name: str) -> bool:
