@@ -37,7 +37,7 @@ from .pipeline import build_parts, iter_run, plan_problems
 from .records import CritiqueRecord, Rejection, Response, Usage
 from .sources import RejectedRow, describe_source, iter_problems, select
 from .stats import Stats
-from .store import scan
+from .store import outcomes as newest_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -252,10 +252,7 @@ async def _collect(cfg: RunConfig, out: Path) -> tuple[list[RowResult], int, dic
         response = await parts.student.respond(problem, sample)
         for teacher in teachers:
             units[unit_key(sample.key, teacher.fingerprint)] = (teacher.name, response)
-    outcomes: dict[str, CritiqueRecord | Rejection] = {}
-    for item in scan(out):
-        if item.key in units:
-            outcomes.setdefault(item.key, item)
+    outcomes = {item.key: item for item in newest_outcomes(out) if item.key in units}
     usage: dict[str, Usage] = {teacher.name: Usage() for teacher in teachers}
     rows = []
     for key, (teacher, response) in units.items():

@@ -83,8 +83,8 @@ def critic_report(rows: list[dict], with_gold: bool = True) -> dict[str, dict[st
         counts = tally.setdefault(row["error_kind"] or CLEAN, [0, 0, 0])
         counts[0] += 1
         counts[1] += (critique.verdict == "right") == row["process_correct"]
-        counts[2] += critique.first_wrong_step == row["first_error_step"]
+        counts[2] += not row["process_correct"] and critique.first_wrong_step == row["first_error_step"]
     return {
-        kind: {"n": n, "verdict": right / n, "step": step / n}
+        kind: {"n": n, "verdict": right / n, "step": None if kind == CLEAN else step / n}
         for kind, (n, right, step) in sorted(tally.items())
     }

@@ -276,7 +276,7 @@ def _agreement_table(stats: Stats, run: dict[str, Any]) -> str:
         [
             ("critiques read", f"{stats.critiques:,}"),
             ("verdicts", f"{stats.verdicts['right']:,} right / {stats.verdicts['wrong']:,} wrong"),
-            ("responses by label", dict(sorted(stats.labels.items()))),
+            ("critiques by their response's label", dict(sorted(stats.labels.items()))),
             ("agreement, process label", _rate(a.rate("process"), a.judged("process"))),
             ("agreement, final answer only", _rate(a.rate("final_answer"), a.judged("final_answer"))),
             ("first wrong step exact", _rate(a.step_rate, sum(a.steps.values()))),

@@ -450,7 +450,7 @@ def stats_table(run_dir: Path, counts: Stats, summary: dict[str, Any]) -> Table:
         ("students", str(summary.get("students", "?"))),
         ("critiques", f"{counts.critiques:,}"),
         ("verdict right / wrong", f"{counts.verdicts['right']:,} / {counts.verdicts['wrong']:,}"),
-        *((f"  responses: {label}", f"{n:,}") for label, n in sorted(counts.labels.items())),
+        *((f"  critiques of {label} responses", f"{n:,}") for label, n in sorted(counts.labels.items())),
         ("agreement by process label", format_rate(a.rate("process"), a.judged("process"))),
         ("agreement by final answer", format_rate(a.rate("final_answer"), a.judged("final_answer"))),
         ("first wrong step exact", format_rate(a.step_rate, sum(a.steps.values()))),

@@ -209,7 +209,12 @@ class ExportOptions(_Strict):
     disagreements: Literal["keep", "drop", "split"] = Field(
         default="keep", description="critiques whose verdict contradicts the gold check"
     )
-    balance: float | None = Field(default=None, gt=0, lt=1, description="target share of 'right' verdicts")
+    balance: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="exact target share of responses known right (best label; the verdict where none)",
+    )
     dedupe: bool = Field(default=True, description="drop exact duplicate (question, response) pairs")
     near_duplicate_questions: bool = Field(
         default=False, description="drop questions equal after normalizing case, spacing, punctuation"

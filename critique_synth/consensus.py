@@ -77,11 +77,16 @@ def choose(votes: list[Vote], how: Select) -> list[tuple[Vote, str]]:
     if how == "best":
         agreeing = [v for v in votes if v.agrees]
         if agreeing:
-            return [(max(agreeing, key=lambda v: v.length), "label")]
+            return [(max(agreeing, key=_longest), "label")]
     verdict = majority(votes)
     if verdict is None:
         return []
-    return [(max((v for v in votes if v.verdict == verdict), key=lambda v: v.length), "majority")]
+    return [(max((v for v in votes if v.verdict == verdict), key=_longest), "majority")]
+
+
+def _longest(vote: Vote) -> tuple[int, int]:
+    """Longest first; equal lengths by key hash, so the pick does not depend on file order."""
+    return vote.length, vote.key
 
 
 def pairwise(groups: dict[int, list[Vote]]) -> dict[str, dict[str, Any]]:

@@ -157,15 +157,22 @@ def _plan(
     count what rebalancing must keep (only with `balance`)."""
     plan = _Plan(None, {"right": math.inf, "wrong": math.inf}, review_drops=review_drops)
     if options.select != "all" or _several_teachers(dirs):
-        groups = group(iter_records(dirs))
-        plan.pairwise = pairwise(groups)
+        filters = Filters(options, count_tokens)
+        unfit = {unit_hash(key) for key in review_drops}
+
+        def noting_faults(records: Iterator[CritiqueRecord]) -> Iterator[CritiqueRecord]:
+            for record in records:
+                if filters.fault(record):
+                    unfit.add(unit_hash(record.key))
+                yield record
+
+        groups = group(noting_faults(iter_records(dirs)))
+        plan.pairwise = pairwise(groups)  # over every critique read, kept or not
         if options.select != "all":
             plan.chosen = {}
-            reviewed_out = {unit_hash(key) for key in review_drops}
             for votes in groups.values():
-                candidates = [
-                    v for v in votes if v.key not in reviewed_out
-                ]  # a reviewer's drop passes the pick on
+                # a critique the filters or a reviewer drop passes the pick to the next one
+                candidates = [v for v in votes if v.key not in unfit]
                 picked = choose(candidates, options.select) if candidates else []
                 plan.ties += bool(candidates) and not picked
                 plan.chosen.update((vote.key, why) for vote, why in picked)
@@ -198,9 +205,12 @@ def _drop_reason(record: CritiqueRecord, filters: Filters, plan: _Plan) -> str |
     """Both passes ask this in the same order: the filters keep state (duplicates seen)."""
     if record.key in plan.review_drops:
         return "review_drop"
+    fault = filters.fault(record)  # counted under its own reason, not as "not selected"
+    if fault is not None:
+        return fault
     if plan.chosen is not None and unit_hash(record.key) not in plan.chosen:
         return "not_selected"
-    return filters.reason_to_drop(record)
+    return filters.duplicate(record)
 
 
 def _split_out(record: CritiqueRecord, options: ExportOptions) -> bool:

@@ -64,8 +64,9 @@ class Filters:
     _pairs: set[int] = field(default_factory=set)
     _questions: dict[int, str] = field(default_factory=dict)
 
-    def reason_to_drop(self, record: CritiqueRecord) -> str | None:
-        """Why this record stays out of every critique format, or None to keep it."""
+    def fault(self, record: CritiqueRecord) -> str | None:
+        """What is wrong with the record itself, whatever else was read before it. A record is
+        kept when neither this nor `duplicate` gives a reason."""
         o = self.options
         if o.drop_truncated and (record.finish_reason == "length" or not record.critique.analysis.strip()):
             return "truncated_or_empty"
@@ -73,6 +74,18 @@ class Filters:
             return "disagrees_with_label"
         if o.crosscheck == "drop" and record.crosscheck:
             return "crosscheck"
+        if o.min_tokens is not None or o.max_tokens is not None:
+            tokens = self.count_tokens(user_turn(record)) + self.count_tokens(record.text)
+            if o.max_tokens is not None and tokens > o.max_tokens:
+                return "too_long"
+            if o.min_tokens is not None and tokens < o.min_tokens:
+                return "too_short"
+        return None
+
+    def duplicate(self, record: CritiqueRecord) -> str | None:
+        """Whether an earlier record was the same example (this state is why a pass needs its
+        own Filters)."""
+        o = self.options
         if o.dedupe:
             pair = unit_hash(record.problem.question, record.response.text, record.teacher)
             if pair in self._pairs:
@@ -83,12 +96,6 @@ class Filters:
             owner = self._questions.setdefault(question, record.problem.id)
             if owner != record.problem.id:
                 return "near_duplicate_question"
-        if o.min_tokens is not None or o.max_tokens is not None:
-            tokens = self.count_tokens(user_turn(record)) + self.count_tokens(record.text)
-            if o.max_tokens is not None and tokens > o.max_tokens:
-                return "too_long"
-            if o.min_tokens is not None and tokens < o.min_tokens:
-                return "too_short"
         return None
 
 

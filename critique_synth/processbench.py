@@ -42,7 +42,7 @@ def join_steps(steps: list[str]) -> str:
     one joins that item in steps.py), every line gets an explicit `Step k:` label instead."""
     lines = [" ".join(p.strip() for p in step.splitlines() if p.strip()) or _EMPTY_STEP for step in steps]
     text = "\n".join(lines)
-    if len(lines) > 1 and [s.text for s in split_steps(text)] != lines:
+    if [s.text for s in split_steps(text)] != lines:
         text = "\n".join(f"Step {number}: {line}" for number, line in enumerate(lines, start=1))
     return text
 

@@ -6,7 +6,8 @@ what a reader calls a step:
 
 - where the solution numbers its own items (`1.`, `2)`, `Step 3:`), a line that continues an
   item (a bullet `-`, `*`, `•`, or an indented line) belongs to that item's step;
-- a solution written as a single paragraph is split into sentences.
+- a solution written as a single paragraph is split into sentences (unless it is labelled as
+  one numbered step, as a one-step ProcessBench row is).
 
 The `#### N` answer line, where present, is a step of its own, so an error there has a number.
 Steps carry character spans into the original text, so an edit at any offset maps to its step.
@@ -54,7 +55,7 @@ def split_steps(text: str) -> tuple[Step, ...]:
     """The steps of a solution, in order, numbered from 1 (cached: the prompt, the cross-check
     and the critic all number the same response)."""
     lines = _lines(text)
-    if len(lines) == 1:
+    if len(lines) == 1 and not _NUMBERED_RE.match(text[lines[0][0] : lines[0][1]]):
         return _sentences(text, *lines[0])
     numbered = any(_NUMBERED_RE.match(text[s:e]) for s, e in lines)
     groups: list[list[int]] = []

@@ -4,6 +4,7 @@ loopback play teachers that disagree on known rows."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from pathlib import Path
@@ -15,6 +16,7 @@ from critique_synth import generate
 from critique_synth.config import ExportOptions
 from critique_synth.consensus import Vote, choose, majority, steps_agree
 from critique_synth.export import export
+from critique_synth.records import Critique, CritiqueRecord, Problem, Response
 from critique_synth.testserver import MockLLMServer, ServerConfig
 
 from .conftest import read_jsonl
@@ -213,3 +215,46 @@ def test_a_reviewers_drop_passes_the_pick_to_the_next_critique(two_teacher_run, 
     )
     assert other["teacher"] != first["teacher"]
     assert result.counts["dropped"]["review_drop"] == 1
+
+
+def _critique_of(pid: str, teacher: str, analysis: str, finish_reason: str | None = None) -> CritiqueRecord:
+    critique = Critique(analysis=analysis, first_wrong_step=None, corrected_answer=None, verdict="right")
+    return CritiqueRecord(
+        key=hashlib.sha256(f"{pid}-{teacher}".encode()).hexdigest()[:24],
+        problem=Problem(id=pid, question=f"What is 2 + 2? ({pid})", answer="4"),
+        response=Response(
+            key=f"r-{pid}", problem_id=pid, text="2 + 2 = 4\n#### 4", source="t", final_correct=True
+        ),
+        critique=critique,
+        text=critique.render(),
+        teacher=teacher,
+        reference="final_answer",
+        agrees=True,
+        finish_reason=finish_reason,
+    )
+
+
+def test_the_pick_passes_over_a_critique_the_filters_drop_and_ignores_file_order(tmp_path: Path) -> None:
+    records = []
+    for i in range(5):
+        records += [
+            _critique_of(f"p{i}", "short", "Fine."),
+            _critique_of(
+                f"p{i}", "long", "A much longer walk through every step." * 3, finish_reason="length"
+            ),
+        ]
+
+    def kept(order: list[CritiqueRecord], name: str) -> list[tuple[str, str]]:
+        run = tmp_path / name
+        run.mkdir()
+        (run / "critiques.jsonl").write_text("".join(r.model_dump_json() + "\n" for r in order))
+        (run / "run.json").write_text(json.dumps({"teachers": ["short", "long"]}))
+        dropped[name] = export(run, tmp_path / f"ds-{name}", ExportOptions(formats=["cft"])).counts["dropped"]
+        rows = pq.read_table(tmp_path / f"ds-{name}" / "data" / "cft" / "train-00000-of-00001.parquet")
+        return sorted((r["problem_id"], r["teacher"]) for r in rows.to_pylist())
+
+    dropped: dict[str, dict[str, int]] = {}
+    assert kept(records, "a") == [(f"p{i}", "short") for i in range(5)]  # the longest was cut off
+    assert dropped["a"] == {"truncated_or_empty": 5}
+    tied = [_critique_of("q", "x", "Same length."), _critique_of("q", "y", "Same length.")]
+    assert kept(tied, "b") == kept(tied[::-1], "c")  # a tie does not go to whoever came first

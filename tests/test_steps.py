@@ -39,3 +39,11 @@ def test_numbering_is_stable_when_numbered_text_is_split_again() -> None:
     numbered = number_steps(text)
     assert numbered.splitlines()[0] == "Step 1: 1. Cost of pens:"
     assert [s.number for s in split_steps(numbered)] == [s.number for s in split_steps(text)]
+
+
+def test_a_single_numbered_step_is_not_split_into_sentences() -> None:
+    """A one-step ProcessBench row: its label counts one step, whatever its sentences."""
+    from critique_synth.processbench import join_steps
+
+    text = join_steps(["First 2 + 3 = 5. Then 5 * 2 = 11, so the answer is 11."])
+    assert [s.number for s in split_steps(text)] == [1]
