@@ -189,8 +189,8 @@ def server(run: Path) -> Iterator[ViewServer]:
     srv.stop()
 
 
-def _request(url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, str]:
-    data = json.dumps(body).encode() if body is not None else None
+def _request(url: str, body: object = None, headers: dict | None = None) -> tuple[int, str]:
+    data = body if isinstance(body, bytes) else json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data=data, headers=headers or {})
     try:
         with urllib.request.urlopen(req, timeout=10) as res:
@@ -216,6 +216,35 @@ def test_server_serves_its_assets_and_guards_writes(server: ViewServer, run: Pat
     assert _request(review, {"key": key, "decision": "maybe"}, json_headers)[0] == 400
     assert _request(review, {"key": key, "decision": "drop"}, json_headers)[0] == 200
     assert read_decisions(run / "review.jsonl") == {key: "drop"}
+
+
+def test_review_refuses_bad_bodies_unknown_keys_and_other_decisions(server: ViewServer, run: Path) -> None:
+    review, json_headers = server.url + "api/review", {"Content-Type": "application/json"}
+    key = json.loads(_request(server.url + "api/records?limit=1")[1])["rows"][0]["key"]
+    for body, status in [
+        (b"notjson", 400),
+        (b"\xff\xfe", 400),
+        ([1], 400),
+        ({"key": 7, "decision": "drop"}, 400),
+        ({"key": key, "decision": None}, 400),
+        ({"key": key, "decision": "maybe"}, 400),
+        ({"key": "nonexistent", "decision": "drop"}, 404),
+        ({"key": key[:-1] + "0" if key[-1] != "0" else key[:-1] + "1", "decision": "drop"}, 404),
+    ]:
+        code, text = _request(review, body, json_headers)
+        assert code == status, (body, text)
+        assert json.loads(text)["error"], text
+    assert not (run / "review.jsonl").exists()
+    assert json.loads(_request(server.url + "api/record/999")[1]) == {"error": "no record 999"}
+    assert _request(review, {"key": key, "decision": "keep"}, json_headers)[0] == 200
+    assert read_decisions(run / "review.jsonl") == {key: "keep"}
+
+
+def test_view_refuses_a_port_out_of_range(run: Path) -> None:
+    for port in ("99999", "-1"):
+        result = CliRunner().invoke(app, ["view", str(run), "--port", port])
+        assert result.exit_code == 2, result.output
+        assert "1 to 65535" in result.output and "Traceback" not in result.output
 
 
 def test_view_reads_a_run_that_generate_holds_and_refuses_a_taken_port(run: Path) -> None:

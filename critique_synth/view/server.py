@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import threading
 import time
@@ -21,9 +22,9 @@ from aiohttp import web
 from ..errors import UserError
 from ..steps import split_steps
 from ..store import CRITIQUES
-from .index import Index
+from .index import Index, key_id
 from .query import Filter, select, summary
-from .review import REVIEW, ReviewLog
+from .review import DECISIONS, REVIEW, ReviewLog
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +65,7 @@ class View:
     def record(self, row: int, flt: Filter) -> dict[str, Any]:
         self.index.refresh()
         if not 0 <= row < len(self.index):
-            raise web.HTTPNotFound(text=f"no record {row}")
+            raise _error(web.HTTPNotFound, f"no record {row}")
         item = self.index.read([row])[0]
         rows = select(self.index, flt, self.review.decisions)
         at = int(rows.searchsorted(row))
@@ -128,6 +129,20 @@ class View:
             **extra,
         }
 
+    def mark(self, body: Any) -> dict[str, object]:
+        """Record a decision for a key the index holds: a review of a record that does not exist
+        would sit in the review file and be mistaken for one later."""
+        if not isinstance(body, dict) or not isinstance(body.get("key"), str):
+            raise _error(web.HTTPBadRequest, "send a JSON object {key, decision} with a string key")
+        decision = body.get("decision")
+        if decision not in DECISIONS:
+            raise _error(web.HTTPBadRequest, f"decision must be one of {', '.join(DECISIONS)}")
+        self.index.refresh()
+        rows = (self.index.arrays()["key"] == key_id(body["key"])).nonzero()[0]
+        if not any(item["key"] == body["key"] for item in self.index.read(rows)):  # ids are prefixes
+            raise _error(web.HTTPNotFound, f"no record with key {body['key'][:64]!r} in these runs")
+        return self.review.mark(body["key"], decision)
+
     def summary(self) -> dict[str, Any]:
         self.index.refresh()
         return summary(self.index, self.review.decisions) | {"review_file": str(self.review.path)}
@@ -139,7 +154,7 @@ def make_app(view: View, *, loopback_only: bool = True) -> web.Application:
     @web.middleware
     async def guard(request: web.Request, handler: Any) -> web.StreamResponse:
         if loopback_only and not is_loopback(request.url.host or ""):
-            raise web.HTTPForbidden(text="this page answers only to 127.0.0.1 or localhost")
+            raise _error(web.HTTPForbidden, "this page answers only to 127.0.0.1 or localhost")
         response = await handler(request)
         response.headers["Cache-Control"] = "no-store"
         response.headers["X-Content-Type-Options"] = "nosniff"
@@ -162,12 +177,15 @@ def make_app(view: View, *, loopback_only: bool = True) -> web.Application:
 
     async def review(request: web.Request) -> web.Response:
         if request.content_type != "application/json":
-            raise web.HTTPUnsupportedMediaType(text="send JSON")
+            raise _error(web.HTTPUnsupportedMediaType, "send JSON")
         origin = request.headers.get("Origin")
         if origin is not None and origin.split("://", 1)[-1] != request.host:
-            raise web.HTTPForbidden(text="cross-origin review refused")
-        body = await request.json()
-        return _json(lambda: view.review.mark(str(body.get("key")), body.get("decision")))
+            raise _error(web.HTTPForbidden, "cross-origin review refused")
+        try:
+            body = await request.json()
+        except ValueError:
+            raise _error(web.HTTPBadRequest, "the body is not JSON; send {key, decision}") from None
+        return _json(lambda: view.mark(body))
 
     app = web.Application(middlewares=[guard])
     app.router.add_get("/", page)
@@ -183,14 +201,19 @@ def _json(make: Any) -> web.Response:
     try:
         return web.json_response(make())
     except UserError as exc:
-        raise web.HTTPBadRequest(text=str(exc)) from None
+        raise _error(web.HTTPBadRequest, str(exc)) from None
+
+
+def _error(kind: type[web.HTTPError], message: str) -> web.HTTPError:
+    """An API error the page and scripts can read alike: {"error": message} as JSON."""
+    return kind(text=json.dumps({"error": message}), content_type="application/json")
 
 
 def _int(query: Any, name: str, default: int) -> int:
     try:
         return max(0, int(query.get(name, default)))
     except ValueError:
-        raise web.HTTPBadRequest(text=f"{name} must be a whole number") from None
+        raise _error(web.HTTPBadRequest, f"{name} must be a whole number") from None
 
 
 class ViewServer:
@@ -208,6 +231,9 @@ class ViewServer:
         return f"http://{host}:{self.port}/"
 
     def start(self) -> ViewServer:
+        if not 0 <= self.port <= 65535:  # 0 asks the system for a free port (tests do)
+            self._loop.close()
+            raise UserError(f"--port {self.port}: a port is a number from 1 to 65535")
         app = make_app(self.view, loopback_only=is_loopback(self.host))
         self._runner = web.AppRunner(app, access_log=None)
         self._loop.run_until_complete(self._runner.setup())
@@ -216,6 +242,7 @@ class ViewServer:
             self._loop.run_until_complete(site.start())
         except OSError as exc:
             self._loop.run_until_complete(self._runner.cleanup())
+            self._loop.close()
             raise UserError(
                 f"cannot serve on {self.host}:{self.port} ({exc.strerror or exc}); choose another --port"
             ) from None
