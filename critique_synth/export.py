@@ -23,6 +23,7 @@ import json
 import logging
 import math
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -55,6 +56,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 5000
 MARKER = ".critique-synth-export"
+_PARQUET = r"data/[a-z]+/[a-z]+-\d{5}-of-\d{5}\.parquet"
 _WARN_LINES = 20  # unreadable lines named one by one per file; the rest only counted
 
 
@@ -309,9 +311,18 @@ def _write(
     (tmp / "dataset_info.json").write_text(json.dumps(llamafactory_info(files), indent=2), encoding="utf-8")
     card = render_card(sizes, dirs, options, counts, samples, stats)
     (tmp / "README.md").write_text(card, encoding="utf-8")
-    marker = {"made_by": "critique-synth export", "version": __version__, "created_at": time.time()}
+    marker = {
+        "made_by": "critique-synth export",
+        "version": __version__,
+        "created_at": time.time(),
+        "files": sorted(_files_below(tmp)),  # what it may replace next time, and nothing else
+    }
     (tmp / MARKER).write_text(json.dumps(marker) + "\n", encoding="utf-8")
     return sizes, counts
+
+
+def _files_below(folder: Path) -> set[str]:
+    return {str(path.relative_to(folder)) for path in folder.rglob("*") if not path.is_dir()}
 
 
 def review_drops_of(path: Path) -> frozenset[str]:
@@ -346,6 +357,26 @@ def check_out(out: Path) -> None:
     for below, _, _ in os.walk(out):
         if _is_run_dir(Path(below)):
             raise UserError(f"{out} holds a run directory ({below}); choose another folder for the dataset")
+    foreign = sorted(_files_below(out) - _written_by_export(out))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        raise UserError(
+            f"{out} holds files export did not write ({shown}); export replaces its target: move them "
+            "out, or choose another folder"
+        )
+
+
+def _written_by_export(out: Path) -> set[str]:
+    """The files the marker lists as export's own; a marker from before the list existed owns
+    the export layout (card, dataset_info.json, parquet under data/)."""
+    try:
+        listed = json.loads((out / MARKER).read_text(encoding="utf-8")).get("files")
+    except (OSError, ValueError, AttributeError):
+        listed = None
+    if not isinstance(listed, list):
+        layout = {"README.md", "dataset_info.json"}
+        listed = [name for name in _files_below(out) if name in layout or re.fullmatch(_PARQUET, name)]
+    return {MARKER, *(name for name in listed if isinstance(name, str))}
 
 
 def _is_run_dir(path: Path) -> bool:

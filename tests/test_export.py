@@ -361,6 +361,30 @@ def test_reexport_replaces_only_its_own_marked_output(tmp_path: Path) -> None:
         export(run, out)
 
 
+def test_files_a_user_added_to_an_export_are_never_replaced(tmp_path: Path) -> None:
+    run = store(tmp_path / "run", [record("p1")])
+    out = tmp_path / "ds"
+    export(run, out)
+    (out / "MY_NOTES.md").write_text("mine")
+    (out / "extra").mkdir()
+    (out / "extra" / "a.txt").write_text("mine too")
+    with pytest.raises(UserError, match=r"holds files export did not write \(MY_NOTES.md, extra/a.txt\)"):
+        export(run, out)
+    assert (out / "MY_NOTES.md").read_text() == "mine" and (out / "extra" / "a.txt").exists()
+    (out / "MY_NOTES.md").unlink()
+    shutil.rmtree(out / "extra")
+    marker = json.loads((out / MARKER).read_text())
+    del marker["files"]  # a marker from before the list: it owns the export layout only
+    (out / MARKER).write_text(json.dumps(marker))
+    assert export(run, out).rows == 1
+    hand_made = tmp_path / "hand"
+    hand_made.mkdir()
+    (hand_made / MARKER).write_text("{}")
+    (hand_made / "keep.txt").write_text("mine")
+    with pytest.raises(UserError, match=r"keep\.txt"):
+        export(run, hand_made)
+
+
 def test_a_failed_export_keeps_the_previous_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     run = store(tmp_path / "run", [record("p1")])
     export(run, tmp_path / "ds")
