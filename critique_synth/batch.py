@@ -135,14 +135,18 @@ class BatchTransport:
     async def __aenter__(self) -> BatchTransport:
         import openai  # only batch mode pays for importing the SDK
 
-        await self.online.__aenter__()
-        bare = split_credentials(self.endpoint.base_urls[0])[0]
-        self._client = openai.AsyncOpenAI(base_url=bare, api_key=self._key or "none", timeout=600)
-        self.manifest.load()
+        self.manifest.load()  # first: a bad record then leaves no session open
         for entry in self.manifest.entries.values():
             if entry.role in ("", self.role):
                 self._index.update(dict.fromkeys(entry.custom_ids, entry.input_file_id))
-        await self._recover_unsubmitted()
+        await self.online.__aenter__()
+        bare = split_credentials(self.endpoint.base_urls[0])[0]
+        self._client = openai.AsyncOpenAI(base_url=bare, api_key=self._key or "none", timeout=600)
+        try:
+            await self._recover_unsubmitted()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
         for entry in self.manifest.entries.values():
             if entry.batch_id and not entry.terminal and entry.role in ("", self.role):
                 self._watch[entry.batch_id] = _Watch(entry, 0.0, self.options.poll_seconds)

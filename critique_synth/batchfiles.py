@@ -10,6 +10,8 @@ is dropped on load, as in the run store.
 from __future__ import annotations
 
 import json
+import logging
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ MANIFEST = "batches.jsonl"
 FILES = "batches"
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 ENDPOINT = "/v1/chat/completions"
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -99,16 +103,37 @@ class Manifest:
         self._by_batch: dict[str, str] = {}
 
     def load(self) -> Manifest:
+        """Read the events; a last line that is not JSON is a write cut short and is dropped
+        (there is nothing in it to act on), a bad line before the last is the user's to fix."""
         repair_tail(self.path)
+        torn: int | None = None
         for number, line in iter_lines(self.path):
+            if torn is not None:
+                raise self._unreadable(torn)
             try:
-                self._apply(json.loads(line))
+                event = json.loads(line)
+            except ValueError:
+                torn = number
+                continue
+            try:
+                self._apply(event)
             except (ValueError, KeyError, TypeError):
-                raise UserError(
-                    f"{self.path}:{number}: unreadable batch record; move the file away only if no "
-                    "batch of this run is still running (they would be submitted again)"
-                ) from None
+                raise self._unreadable(number) from None
+        if torn is not None:
+            self._drop_last_line(torn)
         return self
+
+    def _unreadable(self, number: int) -> UserError:
+        return UserError(
+            f"{self.path}:{number}: unreadable batch record; fix or delete that line (moving the file "
+            "away while a batch of this run still runs would submit it again)"
+        )
+
+    def _drop_last_line(self, number: int) -> None:
+        """Unterminate the last line so that `repair_tail` cuts it as it cuts a torn write."""
+        os.truncate(self.path, len(self.path.read_bytes().rstrip()))
+        repair_tail(self.path)
+        log.warning("%s:%d: dropped an unreadable last line (a write cut short)", self.path, number)
 
     def by_batch(self, batch_id: str) -> BatchEntry:
         return self.entries[self._by_batch[batch_id]]

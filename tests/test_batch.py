@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
+import logging
 import signal
 import subprocess
 import sys
 import time
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import openai
+import pytest
 from typer.testing import CliRunner
 
 from critique_synth.api import generate
 from critique_synth.batchfiles import MANIFEST, BatchEntry, Manifest, parse_results
 from critique_synth.cli import app
+from critique_synth.errors import UserError
 from critique_synth.pricing import DEFAULT_PRICES
 from critique_synth.testserver import MockLLMServer
 
@@ -175,6 +180,42 @@ def test_results_parse_both_line_shapes() -> None:
 def test_no_batch_manifest_is_one_line_error(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["batches", str(tmp_path)])
     assert result.exit_code == 2 and "no batches.jsonl" in result.output
+
+
+def _manifest_with_a_batch(out: Path) -> bytes:
+    manifest = Manifest(out)
+    manifest.uploaded(BatchEntry("file-1", "batches/b.jsonl", ["u1.x"], 10, "teacher", "http://h/v1", "K"))
+    manifest.submitted("file-1", "batch-1")
+    done = {"id": "batch-1", "status": "completed", "request_counts": None}
+    manifest.state(SimpleNamespace(**done, output_file_id="file-2", error_file_id=None))
+    return (out / MANIFEST).read_bytes()
+
+
+def test_torn_last_batch_record_is_dropped_and_a_bad_middle_one_named(tmp_path: Path) -> None:
+    good = _manifest_with_a_batch(tmp_path)
+    for tail in (b'{"garbage": ', b'{"garbage": \n', b'{"garbage": \n\n  \n'):
+        (tmp_path / MANIFEST).write_bytes(good + tail)
+        listing = CliRunner().invoke(app, ["batches", str(tmp_path)])
+        assert listing.exit_code == 0 and "batch-1" in listing.output, listing.output
+        assert (tmp_path / MANIFEST).read_bytes() == good  # cut, so later events are not after it
+    (tmp_path / MANIFEST).write_bytes(good + b'{"garbage": \n' + good.splitlines(keepends=True)[1])
+    with pytest.raises(UserError, match=rf"{MANIFEST}:4: unreadable batch record; fix or delete"):
+        Manifest(tmp_path).load()
+    (tmp_path / MANIFEST).write_bytes(good + b'{"event": "submitted", "input_file_id": "nope"}\n')
+    with pytest.raises(UserError, match=rf"{MANIFEST}:4: unreadable"):  # JSON, but not a record
+        Manifest(tmp_path).load()
+
+
+def test_rerun_with_a_bad_batch_record_is_one_line_and_closes_its_session(
+    server: MockLLMServer, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    good = _manifest_with_a_batch(tmp_path)
+    (tmp_path / MANIFEST).write_bytes(b"not json\n" + good)
+    with caplog.at_level(logging.ERROR), pytest.raises(UserError, match=f"{MANIFEST}:1: unreadable"):
+        generate(_config(server, limit=1), out=tmp_path)
+    gc.collect()  # an unclosed aiohttp session says so when it is collected
+    assert not [r for r in caplog.records if "Unclosed" in r.getMessage()]
+    assert not server.batch_api.log
 
 
 def _read(path: Path) -> str:
