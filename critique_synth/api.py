@@ -14,7 +14,7 @@ from typing import Any
 from .audit import check_gate
 from .config import RunConfig
 from .errors import UserError
-from .export import ExportResult, export
+from .export import ExportResult, check_out, export
 from .pipeline import iter_run
 from .progress import ProgressView
 from .records import CritiqueRecord, Rejection
@@ -66,6 +66,8 @@ def generate(
     """Run (or resume) a synthesis to the end, then export `out/dataset` unless disabled."""
     cfg = _config(config)
     out = Path(out)
+    if cfg.export.enabled:
+        check_out(out / "dataset")  # a folder export may not replace is found now, not after the run
     stats_seen: list[Stats] = []
     errors_before = [0]
 

@@ -194,9 +194,10 @@ def generate(
         if push_to_hub and not cfg.export.enabled:
             raise UserError("--push-to-hub uploads DIR/dataset: drop --no-export")
         if push_to_hub:
-            from .hub import require_token
+            from .hub import check_repo_id, require_token
 
-            require_token()  # before the job, not after it
+            check_repo_id(push_to_hub)  # before the job, not after it
+            require_token()
         result = run_generate(cfg, out=out, allow_config_change=allow_config_change, progress=True)
         err.print(f"done: {describe(result.stats)}")
         if result.dataset is not None:
@@ -275,7 +276,7 @@ def audit_cmd(
     ] = None,
     field: Annotated[list[str] | None, typer.Option(help="ROLE=COLUMN, e.g. label=is_correct")] = None,
     split: Annotated[str | None, typer.Option(help="split of a folder or Hub id")] = None,
-    sample: Annotated[int | None, typer.Option(help="audit only the first N rows")] = None,
+    sample: Annotated[int | None, typer.Option(min=1, help="audit only the first N rows")] = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="default: runs/audit/TEACHER-DATA")] = None,
     config: Annotated[Path | None, typer.Option("--config", "-c", help="a generate config")] = None,
     teacher: TeacherKind = None,
@@ -286,7 +287,7 @@ def audit_cmd(
     concurrency: Concurrency = None,
     rpm: Rpm = None,
     tpm: Tpm = None,
-    project: Annotated[int | None, typer.Option(help="project tokens and cost for N units")] = None,
+    project: Annotated[int | None, typer.Option(min=1, help="project tokens and cost for N units")] = None,
     project_config: Annotated[
         Path | None, typer.Option(help="project for the units of this generate config")
     ] = None,

@@ -34,6 +34,21 @@ def require_token(token: str | None = None) -> str:
     return token
 
 
+def check_repo_id(repo_id: str) -> str:
+    """A dataset repo id the Hub accepts (`owner/name`), checked before any work."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as exc:
+        raise UserError(
+            f"{repo_id!r} is not a Hub repo id ({str(exc).splitlines()[0]}); use owner/name"
+        ) from None
+    if repo_id.count("/") != 1:
+        raise UserError(f"{repo_id!r} is not a Hub repo id; use owner/name, e.g. you/cft-gsm")
+    return repo_id
+
+
 def push_to_hub(
     folder: str | Path,
     repo_id: str,
@@ -47,6 +62,7 @@ def push_to_hub(
 ) -> str:
     """Create the dataset repo if needed and upload `folder`; returns the commit URL."""
     folder = Path(folder)
+    check_repo_id(repo_id)
     if not (folder / "README.md").exists():
         raise UserError(
             f"{folder}: not an exported dataset folder (no README.md); run critique-synth export first"

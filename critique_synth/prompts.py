@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import string
 import sys
 from dataclasses import dataclass
 from importlib import resources
@@ -49,10 +50,19 @@ class Prompt:
 
     def user(self, **values: str) -> str:
         escaped = {key: _escape_tags(value) for key, value in values.items()}
-        return self.parts["user"].format(**escaped)
+        try:
+            return self.parts["user"].format(**escaped)
+        except KeyError as exc:  # a placeholder this role does not fill ({response} for a student)
+            raise UserError(
+                f"prompt template {self.name!r}: `user` uses {{{exc.args[0]}}}, which this role does not "
+                f"fill; it may use {', '.join('{' + k + '}' for k in sorted(values))}"
+            ) from None
 
     def repair(self, error: str) -> str:
         return self.parts["repair"].format(error=error)
+
+
+_PLACEHOLDERS = {"user": frozenset({"question", "response"}), "repair": frozenset({"error"})}
 
 
 def _escape_tags(text: str) -> str:
@@ -77,4 +87,23 @@ def load_prompt(name_or_path: str) -> Prompt:
     missing = {"system", "user"} - parts.keys()
     if missing:
         raise UserError(f"{path}: prompt template lacks {', '.join(sorted(missing))}")
+    for part, allowed in _PLACEHOLDERS.items():
+        if part in parts:
+            _check_placeholders(path, part, parts[part], allowed)
     return Prompt(path.stem, hashlib.sha256(data).hexdigest()[:12], parts)
+
+
+def _check_placeholders(path: Path, part: str, template: object, allowed: frozenset[str]) -> None:
+    """A template that would fail at its first use fails here, at start, naming what is wrong."""
+    if not isinstance(template, str):
+        raise UserError(f"{path}: `{part}` must be a string")
+    try:
+        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+    except ValueError as exc:
+        raise UserError(f"{path}: `{part}`: {exc}; write a literal brace as {{{{ or }}}}") from None
+    unknown = sorted(names - allowed)
+    if unknown:
+        raise UserError(
+            f"{path}: `{part}` has unknown placeholder {{{unknown[0]}}}; it may use "
+            f"{', '.join('{' + name + '}' for name in sorted(allowed))} (a literal brace is {{{{ or }}}})"
+        )

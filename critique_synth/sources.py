@@ -30,6 +30,7 @@ from .config import FieldMap, ProblemsConfig, parse_shard
 from .errors import UserError
 from .processbench import convert, is_processbench, row_labels
 from .records import Problem
+from .steps import split_steps
 
 T = TypeVar("T")
 
@@ -54,6 +55,11 @@ def describe_source(config: ProblemsConfig) -> str:
 def iter_problems(config: ProblemsConfig, require: Iterable[str] = ()) -> Iterator[Problem]:
     """Every problem of the source in order; `require` names fields each problem must have."""
     path = config.path
+    if path is None and config.fields != FieldMap():
+        raise UserError(
+            "problems.fields (--field) maps the columns of your own problems; the bundled sample has "
+            "fixed ones: give problems.path (--problems FILE) or drop the mapping"
+        )
     if path is None:
         rows = _jsonl_rows(SAMPLE_PATH)
         where = str(SAMPLE_PATH)
@@ -214,6 +220,13 @@ def _to_problem(
     for role in require:
         if values[role] is None:
             raise UserError(f"{where}: field {getattr(fields, role)!r} ({role}) is empty or missing")
+    step = labels.get("response_first_error_step")
+    steps = len(split_steps(values["response"])) if step is not None and values["response"] else None
+    if steps is not None and step > steps:
+        raise UserError(
+            f"{where}: field {fields.first_error_step!r} names step {step} but the response has {steps} "
+            "step(s) as critique-synth numbers them (see README 'Auditing a teacher'); fix the label"
+        )
     bad = [role for role, value in values.items() if value is not None and _SURROGATE_RE.search(value)]
     if not bad:
         return Problem(**values, **labels)

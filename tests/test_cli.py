@@ -62,3 +62,17 @@ def test_plan_is_a_library_call_and_the_dry_run_prints_it(tmp_path: Path) -> Non
     assert result.exit_code == 0
     assert f"first problem: problem {p.first_problem}" in result.output
     assert json.dumps(p.students)[1:-1] in result.output
+
+
+def test_a_dataset_folder_export_may_not_replace_is_refused_before_the_run(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    (out / "dataset").mkdir(parents=True)
+    (out / "dataset" / "notes.md").write_text("mine")
+    result = invoke("generate", "--out", out, "--limit", "2")
+    assert result.exit_code == 2 and "is a folder export did not make" in result.stderr
+    assert not (out / "critiques.jsonl").exists()
+
+
+def test_a_field_mapping_for_the_bundled_sample_is_refused(tmp_path: Path) -> None:
+    result = invoke("generate", "--out", tmp_path / "run", "--limit", "2", "--field", "question=nope")
+    assert result.exit_code == 2 and "give problems.path" in result.stderr

@@ -11,7 +11,7 @@ import pytest
 from critique_synth.errors import UserError
 from critique_synth.hub import push_to_hub
 
-from .conftest import cli_env, run_cli
+from .conftest import cli_env, invoke, run_cli
 from .fakehub import READ_TOKEN, WRITE_TOKEN, FakeHub
 
 
@@ -113,3 +113,13 @@ def test_generate_can_push_at_the_end(hub: FakeHub, tmp_path: Path) -> None:
 def test_not_an_export_folder(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="not an exported dataset folder"):
         push_to_hub(tmp_path, "alice/x", token=WRITE_TOKEN)
+
+
+@pytest.mark.parametrize("repo_id", ["bad id!!", "me/x/y", "me/x--y"])
+def test_a_bad_repo_id_is_one_line_before_any_work(tmp_path: Path, repo_id: str) -> None:
+    out = tmp_path / "run"
+    result = invoke(
+        "generate", "--out", out, "--limit", "2", "--push-to-hub", repo_id, env=cli_env(HF_TOKEN="hf_x")
+    )
+    assert result.exit_code == 2 and "is not a Hub repo id" in result.stderr
+    assert not (out / "critiques.jsonl").exists()  # refused before the job, not after it

@@ -196,3 +196,13 @@ def test_an_unreachable_hub_fails_fast_in_one_line(monkeypatch: pytest.MonkeyPat
         check_hub_reachable("openai/gsm8k")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
     check_hub_reachable("openai/gsm8k")  # offline: the cache decides, nothing is probed
+
+
+def test_a_first_error_step_past_the_last_step_names_the_row(tmp_path: Path) -> None:
+    path = tmp_path / "labelled.jsonl"
+    row = {"id": "c1", "question": "1+1?", "answer": "2", "response": "1+1 = 3\nThe answer is 3"}
+    path.write_text(json.dumps({**row, "label": False, "first_error_step": 99}) + "\n")
+    with pytest.raises(
+        UserError, match=r"labelled.jsonl:1: field 'first_error_step' names step 99 but the response has 2"
+    ):
+        list(iter_problems(ProblemsConfig(path=str(path))))
