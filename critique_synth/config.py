@@ -377,8 +377,10 @@ def _read_file(path: Path) -> dict[str, Any]:
         raise UserError(f"{path}: cannot read config file ({exc})") from None
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
-    except (tomllib.TOMLDecodeError, yaml.YAMLError) as exc:
-        raise UserError(f"{path}: not valid {path.suffix.lstrip('.').upper()}: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: not valid TOML: {exc}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML: {_yaml_problem(exc)}") from None
     except RecursionError:
         raise UserError(f"{path}: nested too deeply to read; flatten the config") from None
     if data is None:
@@ -386,6 +388,13 @@ def _read_file(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError(f"{path}: the config must be a mapping of sections, got {type(data).__name__}")
     return data
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """PyYAML's message in one line: what, and where in the file (not '<unicode string>')."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else problem
 
 
 def _explain(exc: ValidationError, path: Path | None) -> str:

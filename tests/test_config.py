@@ -129,3 +129,10 @@ def test_resume_accepts_the_same_problems_file_by_another_path(
     ]
     assert [r.exit_code for r in runs] == [0, 0, 0], runs[-1].stderr
     assert len((tmp_path / "run" / "critiques.jsonl").read_text().splitlines()) == 2
+
+
+def test_broken_yaml_is_one_line_with_its_line_and_column(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("teacher:\n\tkind: llm\n")
+    with pytest.raises(UserError, match=r"bad.yaml: not valid YAML: found character .* at line 2, column 1$"):
+        load_config(path, {})
