@@ -7,6 +7,7 @@ environment values, so no key or credential can reach a published card.
 from __future__ import annotations
 
 import json
+import logging
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,13 @@ from typing import Any
 import yaml
 
 from .config import ExportOptions
+from .errors import UserError
 from .pricing import describe_cost
 from .records import critique_schema
 from .stats import Stats, format_rate
+from .store import read_run
+
+log = logging.getLogger(__name__)
 
 CITATION = """@article{wang2025critique,
   title   = {Critique Fine-Tuning: Learning to Critique is More Effective than Learning to Imitate},
@@ -39,11 +44,14 @@ def _size_category(rows: int) -> str:
 
 
 def read_runs(run_dirs: list[Path]) -> list[dict[str, Any]]:
+    """Each run's run.json; a missing or broken one leaves its facts off the card (the records
+    are what the dataset is made of), with a warning naming the file."""
     runs = []
     for run_dir in run_dirs:
         try:
-            runs.append(json.loads((run_dir / "run.json").read_text(encoding="utf-8")))
-        except (OSError, ValueError):
+            runs.append(read_run(run_dir) or {})
+        except UserError as exc:
+            log.warning("%s; the dataset card leaves its facts out", exc)
             runs.append({})
     return runs
 

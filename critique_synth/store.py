@@ -157,6 +157,21 @@ def read_stats(out: Path) -> tuple[Stats, dict[str, Any]]:
     return stats, summary
 
 
+def read_run(out: Path) -> dict[str, Any] | None:
+    """A run directory's run.json (None where there is none yet); unreadable is a UserError,
+    and each caller says what that means for it."""
+    path = out / RUN
+    if not path.exists():
+        return None
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as exc:
+        raise UserError(f"{path}: unreadable run summary ({exc}); move it away to start over") from None
+    if not isinstance(summary, dict):
+        raise UserError(f"{path}: not a run summary (a JSON object); move it away to start over")
+    return summary
+
+
 class RunStore:
     """Open a run directory for appending; knows which units of work are already done."""
 
@@ -304,13 +319,7 @@ class RunStore:
             ) from None
 
     def read_run(self) -> dict[str, Any] | None:
-        path = self.out / RUN
-        if not path.exists():
-            return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as exc:
-            raise UserError(f"{path}: unreadable run summary ({exc}); move it away to start over") from None
+        return read_run(self.out)
 
     def write_run(self, stats: Stats, extra: dict[str, Any], *, final: bool = False) -> None:
         """Rewrite run.json atomically (write a temp file, then rename). `final`: the last save of
