@@ -25,7 +25,7 @@ from critique_synth.lock import run_lock
 from critique_synth.records import Critique, CritiqueRecord, Problem, Response
 from critique_synth.store import CRITIQUES
 
-from .conftest import SECRET, run_cli
+from .conftest import SECRET, invoke
 
 
 def record(
@@ -267,9 +267,10 @@ def test_card_front_matter_counts_and_no_secrets(tmp_path: Path, monkeypatch: py
 
 
 def test_export_cli_and_stats(tmp_path: Path) -> None:
+    """The commands in-process: nothing here needs a process of its own."""
     out = tmp_path / "run"
-    assert run_cli("generate", "--out", str(out), "--limit", "10", "--no-export").returncode == 0
-    result = run_cli(
+    assert invoke("generate", "--out", str(out), "--limit", "10", "--no-export").exit_code == 0
+    result = invoke(
         "export",
         str(out),
         "--test-size",
@@ -281,14 +282,14 @@ def test_export_cli_and_stats(tmp_path: Path) -> None:
         "--format",
         "sft",
     )
-    assert result.returncode == 0, result.stderr
+    assert result.exit_code == 0, result.stderr
     assert {p.name for p in (out / "dataset" / "data").iterdir()} == {"cft", "sft"}
-    bad = run_cli("export", str(out), "--balance", "1.5")
-    assert bad.returncode == 2 and "balance" in bad.stderr
-    missing = run_cli("export", str(tmp_path / "nothing"))
-    assert missing.returncode == 2 and "no critiques.jsonl" in missing.stderr
-    stats = run_cli("stats", str(out))
-    assert stats.returncode == 0
+    bad = invoke("export", str(out), "--balance", "1.5")
+    assert bad.exit_code == 2 and "balance" in bad.stderr
+    missing = invoke("export", str(tmp_path / "nothing"))
+    assert missing.exit_code == 2 and "no critiques.jsonl" in missing.stderr
+    stats = invoke("stats", str(out))
+    assert stats.exit_code == 0
     assert "critiques" in stats.stdout and re.search(
         r"agreement by process label +│ +\d+\.\d% of 20", stats.stdout
     )

@@ -19,7 +19,7 @@ from critique_synth.records import CritiqueRecord, Problem, parse_conclusion
 from critique_synth.teachers import LLMTeacher
 from critique_synth.testserver import MockLLMServer, body_fingerprint
 
-from .conftest import SECRET, cli_env, read_jsonl, run_cli
+from .conftest import SECRET, cli_env, invoke, read_jsonl, run_cli
 
 
 def llm_args(server: MockLLMServer, out: Path, problems: Path | None, *extra: str) -> list[str]:
@@ -259,8 +259,8 @@ def test_bad_input_is_one_clear_line_and_exit_2(tmp_path: Path, case: str) -> No
     if case == "missing API key":
         env.pop("OPENAI_API_KEY")
     out = tmp_path / "run"
-    result = run_cli("generate", "--out", str(out), *make_args(tmp_path), env=env)
-    assert result.returncode == 2, result.stderr
+    result = invoke("generate", "--out", str(out), *make_args(tmp_path), env=env)  # in-process
+    assert result.exit_code == 2, result.stderr
     assert message in result.stderr
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1, result.stderr
