@@ -40,6 +40,7 @@ class Budget:
         self.cap = cap
         self.spent = spent
         self.reserved = 0.0
+        self.in_flight = 0  # counted, not read off `reserved`: float sums never return to exactly 0
         self.stopped = False
         self._changed = asyncio.Condition()
 
@@ -47,7 +48,7 @@ class Budget:
         """Hold `cost` for a request about to go out, or raise BudgetExceeded."""
         async with self._changed:
             while not self.stopped and self.spent + self.reserved + cost > self.cap:
-                if self.reserved <= 0:
+                if self.in_flight == 0:
                     self.stopped = True
                     break
                 await self._changed.wait()
@@ -59,10 +60,12 @@ class Budget:
                     "(--budget) and rerun the same command to resume"
                 )
             self.reserved += cost
+            self.in_flight += 1
 
     async def settle(self, reserved: float, actual: float) -> None:
         async with self._changed:
-            self.reserved = max(0.0, self.reserved - reserved)
+            self.in_flight -= 1
+            self.reserved = max(0.0, self.reserved - reserved) if self.in_flight else 0.0
             self.spent += actual
             self._changed.notify_all()
 

@@ -26,6 +26,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from .budget import BudgetExceeded
 from .config import EndpointConfig
 from .errors import UserError
 from .limits import ConcurrencyLimit
@@ -237,8 +238,10 @@ class LLMClient:
         except LLMError as exc:
             self.limit.release(timed_out=sent if exc.reason == "timeout" else None)
             raise
-        except BaseException:  # cancelled, a budget stop, a bug: the slot must not leak
+        except BaseException as exc:  # cancelled, a budget stop, a bug: the slot must not leak
             self.limit.release()
+            if isinstance(exc, BudgetExceeded):  # the budget refused it: it never went out
+                self.stats.requests -= 1
             raise
         if reply.status != 200:
             self.limit.release()

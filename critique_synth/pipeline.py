@@ -20,6 +20,7 @@ from typing import Any
 from .batch import CURRENT_UNIT, make_transport
 from .budget import Budget
 from .config import RunConfig, teacher_name
+from .consensus import group, pairwise
 from .crosscheck import crosscheck
 from .errors import UserError
 from .fingerprint import fingerprint, problem_fingerprint, unit_hash, unit_key
@@ -28,7 +29,7 @@ from .llm import LLMClient, LLMError, resolve_api_key
 from .records import CritiqueRecord, Problem, Rejection, Response, Usage
 from .sources import RejectedRow, describe_source, iter_problems, read_off_loop, select
 from .stats import Stats
-from .store import RunStore, retry_filter
+from .store import RunStore, retry_filter, scan
 from .students import DatasetStudent, InjectStudent, LLMStudent, Sample, Student
 from .teachers import BuiltinTeacher, LLMTeacher, Teacher, TeacherRejected
 
@@ -165,6 +166,8 @@ async def iter_run(
         finally:
             count_requests()
             store.flush()
+            if len(parts.teachers) > 1:  # as `stats` counts them: over every critique stored
+                stats.pairwise = pairwise(group(r for r in scan(out) if isinstance(r, CritiqueRecord)))
             store.write_run(stats, {**extra, **_outputs(parts), "finished": finished}, final=True)
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from critique_synth.api import generate
 from critique_synth.budget import Budget, BudgetExceeded
 from critique_synth.cli import app
 from critique_synth.errors import UserError
@@ -16,6 +18,7 @@ from critique_synth.pipeline import build_parts
 from critique_synth.pricing import DEFAULT_PRICES
 from critique_synth.progress import describe
 from critique_synth.stats import Stats
+from critique_synth.store import read_stats
 from critique_synth.testserver import MockLLMServer
 
 from .conftest import cli_env, read_jsonl
@@ -44,6 +47,22 @@ def test_reserve_waits_for_settles_then_stops_when_nothing_is_in_flight() -> Non
         return events
 
     assert asyncio.run(scenario()) == ["waiting", "second sent"]
+
+
+def test_a_stop_is_not_lost_to_float_leftovers_of_settled_reservations() -> None:
+    """0.1 + 0.2 - 0.1 - 0.2 is not 0.0: with nothing in flight a request that does not fit
+    must stop the run, not wait forever for a settle that will never come."""
+
+    async def scenario() -> None:
+        budget = Budget(0.35)
+        await budget.reserve(0.1)
+        await budget.reserve(0.2)
+        await budget.settle(0.1, 0.0)
+        await budget.settle(0.2, 0.0)
+        with pytest.raises(BudgetExceeded):
+            await asyncio.wait_for(budget.reserve(0.5), timeout=5)
+
+    asyncio.run(scenario())
 
 
 def _args(server: MockLLMServer, out: Path, problems_file: Path, budget: float) -> list[str]:
@@ -103,3 +122,31 @@ def test_budget_needs_known_prices(server: MockLLMServer, tmp_path: Path) -> Non
 def test_progress_shows_spent_against_budget() -> None:
     stats = Stats(requests=3, budget_usd=2.5)
     assert "of $2.50 budget" in describe(stats)
+
+
+def test_budget_stop_counts_only_requests_that_went_out(problems_file: Path, tmp_path: Path) -> None:
+    """Three teachers, one cheap and one dear at two servers: requests the budget refused
+    were never sent and are not in run.json; pairwise agreement is there as `stats` shows it."""
+    a, b = MockLLMServer().start(), MockLLMServer().start()
+    teachers = [
+        {"kind": "llm", "model": model, "endpoint": {"base_urls": [srv.base_url]}}
+        for model, srv in (("gpt-4o-mini", a), ("gpt-4o", b))
+    ]
+    config = {
+        "problems": {"path": str(problems_file)},
+        "teachers": [*teachers, {"kind": "builtin"}],
+        "budget_usd": 0.01,
+        "export": False,
+    }
+    out = tmp_path / "run"
+    try:
+        with pytest.raises(BudgetExceeded):
+            generate(config, out=out)
+    finally:
+        a.stop()
+        b.stop()
+    summary = json.loads((out / "run.json").read_text())
+    assert summary["counts"]["requests"] == len(a.log) + len(b.log), (len(a.log), len(b.log))
+    pairs = summary["counts"]["pairwise"]
+    assert pairs and all(p["responses"] > 0 for p in pairs.values())
+    assert read_stats(out)[0].pairwise == pairs
