@@ -99,7 +99,7 @@ class Claim:
         return self.status != "wrong"
 
 
-@lru_cache(maxsize=1 << 15)
+@lru_cache(maxsize=4096)
 def tokenize(line: str) -> tuple[Token, ...]:
     """The tokens of one line (cached: the critic and the injector read each line many times)."""
     tokens = []
@@ -187,7 +187,7 @@ def format_exact(value: Fraction, like: str = "") -> str:
     return format_number(value, like, places=4 if needed is None else max(2, needed))
 
 
-@lru_cache(maxsize=1 << 15)
+@lru_cache(maxsize=4096)
 def find_claims(line: str) -> tuple[Claim, ...]:
     """Every checkable `expression = number` in one line of text (cached: the injector and the
     critic read the same lines many times)."""
