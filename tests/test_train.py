@@ -266,3 +266,27 @@ def test_train_without_the_extra_says_what_to_install(
     monkeypatch.delitem(sys.modules, "critique_synth.trainer.loop")  # so its import runs again
     result = invoke("train", "--data", "x", "--model", "m", "--out", str(tmp_path / "o"), code=2)
     assert "pip install 'critique-synth[train]'" in result.output
+
+
+def test_bad_data_and_model_paths_are_one_line_before_any_model_loads(exported: Path, tmp_path: Path) -> None:
+    from critique_synth.config import ExportOptions
+    from critique_synth.export import export
+
+    empty = tmp_path / "x10"  # an export whose cft config kept no rows
+    export([exported.parent], empty, ExportOptions(min_tokens=100_000))
+    nowhere = "/nonexistent/model"  # the data is checked first, so the model is never reached
+    cases = {
+        "nonexist": "nonexist: no such file or folder, nor a cached Hub dataset (HF_HUB_OFFLINE is set)",
+        str(tmp_path / "nope.jsonl"): "nope.jsonl: no such data file or folder",
+        str(exported.parent): f"is a run directory, not a dataset: train on its export (--data {exported})",
+        str(empty): "config 'cft' has no 'train' rows",
+    }
+    for data, message in cases.items():
+        result = invoke("train", "--data", data, "--model", nowhere, "--out", str(tmp_path / "o"), code=2)
+        assert message in result.output and len(result.output.strip().splitlines()) == 1, result.output
+    result = invoke(
+        "train", "--data", str(exported), "--model", nowhere, "--out", str(tmp_path / "o"), code=2
+    )
+    assert "/nonexistent/model: no such model file or folder" in result.output
+    result = invoke("train", "--data", str(exported), "--model", "someone/nomodel", "--out", "o", code=2)
+    assert "not in the Hugging Face cache" in result.output

@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..store import CRITIQUES, RUN
+from .models import check_source, hub_offline
 
 IGNORE = -100
 MIN_PROMPT = 16
@@ -44,6 +46,49 @@ class DataReport:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def check_data(data: str, objective: str, config_name: str | None, split: str) -> None:
+    """What can be told of `data` without loading it, told before the model loads: a path that
+    is not there, a run directory instead of its export, an export config with no rows."""
+    path = Path(data)
+    if path.is_dir() and ((path / CRITIQUES).exists() or (path / RUN).exists()):
+        hint = (
+            f"--data {path / 'dataset'}" if (path / "dataset").is_dir() else f"critique-synth export {data}"
+        )
+        raise UserError(f"{data} is a run directory, not a dataset: train on its export ({hint})")
+    if path.is_dir() and (path / "data").is_dir():
+        config = config_name or objective
+        folder = path / "data" / config
+        if not folder.is_dir():
+            found = sorted(p.name for p in (path / "data").iterdir() if p.is_dir())
+            raise UserError(
+                f"{data}: no config {config!r} (has: {', '.join(found)}); choose one with --config-name"
+            )
+        if all(_empty(f) for f in folder.glob(f"{split}-*")):
+            raise UserError(
+                f"{data}: config {config!r} has no {split!r} rows (the export kept none of them); "
+                "see its README counts, or train another --objective"
+            )
+    elif not path.exists() and check_source(data, "data", "dataset") and not _cached(data):
+        why = "HF_HUB_OFFLINE is set" if hub_offline() else "the Hub cannot be reached"
+        raise UserError(f"{data}: no such file or folder, nor a cached Hub dataset ({why}); check the path")
+
+
+def _empty(file: Path) -> bool:
+    """A parquet file with no rows (read off its footer); other files are taken to have some."""
+    import pyarrow.parquet as pq
+
+    return file.suffix == ".parquet" and pq.ParquetFile(file).metadata.num_rows == 0
+
+
+def _cached(hub_id: str) -> bool:
+    """Whether a Hub dataset has files in the local caches (huggingface_hub's or datasets')."""
+    import datasets
+    from huggingface_hub import constants
+
+    hub = Path(constants.HF_HUB_CACHE) / f"datasets--{hub_id.replace('/', '--')}"
+    return hub.is_dir() or (Path(datasets.config.HF_DATASETS_CACHE) / hub_id.replace("/", "___")).is_dir()
+
+
 def _load_rows(data: str, config_name: str | None, split: str) -> Any:
     import datasets
 
@@ -66,6 +111,8 @@ def load_pairs(data: str, objective: str, config_name: str | None, split: str) -
     if config_name is None and (Path(data) / "data" / objective).is_dir():
         config_name = objective
     rows = _load_rows(data, config_name, split)
+    if len(rows) == 0:
+        raise UserError(f"{data}: the {config_name or 'default'!r} config's {split!r} split has no rows")
     columns = set(rows.column_names)
     if {"instruction", "output"} <= columns:
         for row in rows:

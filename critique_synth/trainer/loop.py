@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import UserError
-from .data import IGNORE, DataReport, Example, build_examples, collate, epoch_batches
+from .data import IGNORE, DataReport, Example, build_examples, check_data, collate, epoch_batches
 from .loss import TargetLoss
 from .models import load
 from .options import TrainOptions
@@ -93,6 +93,7 @@ def train(options: TrainOptions) -> TrainResult:
     # cpu=True on a machine without CUDA lets torchrun/accelerate run DDP over gloo on CPUs.
     accelerator = Accelerator(mixed_precision="bf16" if bf16 else "no", cpu=not torch.cuda.is_available())
     set_seed(options.seed)
+    check_data(options.data, options.objective, options.config_name, options.split)  # before minutes of model
     model, tokenizer = _load_model(options)
     examples, report = build_examples(
         options.data,
