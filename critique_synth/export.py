@@ -48,7 +48,7 @@ from .formats import CRITIQUE_ROWS, SCHEMAS, cft_row, llamafactory_info, sft_row
 from .lock import RunLock
 from .records import CritiqueRecord
 from .stats import Stats
-from .store import CRITIQUES, RUN, iter_lines
+from .store import CRITIQUES, RUN, scan
 from .version import __version__
 from .view.review import read_decisions
 
@@ -57,7 +57,6 @@ log = logging.getLogger(__name__)
 BATCH = 5000
 MARKER = ".critique-synth-export"
 _PARQUET = r"data/[a-z]+/[a-z]+-\d{5}-of-\d{5}\.parquet"
-_WARN_LINES = 20  # unreadable lines named one by one per file; the rest only counted
 
 
 @dataclass
@@ -68,24 +67,15 @@ class ExportResult:
 
 
 def iter_records(run_dirs: list[Path], unreadable: Counter[str] | None = None) -> Iterator[CritiqueRecord]:
-    """Records of every run directory, each key once (shards of one job may overlap). Lines
-    that do not parse are left out; with `unreadable`, counted by file and logged."""
+    """Records of every run directory, each key once (shards of one job may overlap); lines
+    that do not parse are skipped and, with `unreadable`, counted by file (see store.scan)."""
     seen: set[int] = set()
     for run_dir in run_dirs:
-        path = run_dir / CRITIQUES
-        if not path.exists():
+        if not (run_dir / CRITIQUES).exists():
             raise UserError(f"{run_dir}: no {CRITIQUES}; is this a critique-synth run directory?")
-        for number, line in iter_lines(path):
-            try:
-                record = CritiqueRecord.model_validate_json(line)
-            except ValueError:
-                if unreadable is not None:
-                    unreadable[str(path)] += 1
-                    if unreadable[str(path)] <= _WARN_LINES:
-                        log.warning("%s:%d: unreadable line skipped (generate redoes its unit)", path, number)
-                continue
+        for record in scan(run_dir, (CRITIQUES,), unreadable):
             key = key_int(record.key)
-            if key not in seen:
+            if isinstance(record, CritiqueRecord) and key not in seen:
                 seen.add(key)
                 yield record
 

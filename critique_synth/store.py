@@ -26,6 +26,7 @@ import logging
 import os
 import platform
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from fnmatch import fnmatchcase
@@ -86,14 +87,26 @@ def iter_lines(path: Path) -> Iterator[tuple[int, bytes]]:
                 yield number, line
 
 
-def scan(out: Path) -> Iterator[CritiqueRecord | Rejection]:
-    """Every complete record and rejection in a run directory, read-only (a run may be live)."""
-    for name, model in ((CRITIQUES, CritiqueRecord), (REJECTED, Rejection)):
-        for number, line in iter_lines(out / name):
+_WARN_LINES = 20  # unreadable lines named one by one per file; the rest only counted
+
+
+def scan(
+    out: Path, names: tuple[str, ...] = (CRITIQUES, REJECTED), unreadable: Counter[str] | None = None
+) -> Iterator[CritiqueRecord | Rejection]:
+    """Every complete record and rejection in a run directory, read-only (a run may be live).
+    A line that does not parse is skipped (generate redoes its unit), named in a warning for
+    the first few of a file, and counted in `unreadable` by file."""
+    unreadable = Counter() if unreadable is None else unreadable
+    for name in names:
+        model = CritiqueRecord if name == CRITIQUES else Rejection
+        path = out / name
+        for number, line in iter_lines(path):
             try:
                 yield model.model_validate_json(line)
             except ValueError:
-                log.warning("%s:%d: unreadable line skipped", out / name, number)
+                unreadable[str(path)] += 1
+                if unreadable[str(path)] <= _WARN_LINES:
+                    log.warning("%s:%d: unreadable line skipped (its unit is redone)", path, number)
 
 
 def _count(stats: Stats, item: CritiqueRecord | Rejection) -> None:
