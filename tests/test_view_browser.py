@@ -116,3 +116,9 @@ def test_keyboard_walks_the_filtered_list(browser: webdriver.Chrome, site: ViewS
     wait_text(browser, "#record .recordbar", "4 of 10")
     browser.find_element(By.TAG_NAME, "body").send_keys(Keys.ESCAPE)
     wait_text(browser, "#list-total", "of 10")
+
+
+def test_an_error_from_the_server_shows_its_message(browser: webdriver.Chrome, site: ViewServer) -> None:
+    browser.get(site.url + "#/record/99999")
+    error = WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.CSS_SELECTOR, "p.error")))
+    assert error.text.startswith("Error: 404: ") and "{" not in error.text  # the message, not raw JSON

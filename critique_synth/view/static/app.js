@@ -26,7 +26,12 @@ function h(tag, attrs, ...children) {
 
 async function api(path, options) {
   const res = await fetch(path, options);
-  if (!res.ok) throw new Error(`${res.status}: ${await res.text()}`);
+  if (!res.ok) {
+    const body = await res.text();
+    let message = body;
+    try { message = JSON.parse(body).error || body; } catch (e) { /* not JSON: show it as it came */ }
+    throw new Error(`${res.status}: ${message}`);
+  }
   return res.json();
 }
 
