@@ -8,17 +8,12 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
-import time
 from collections import deque
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from critique_synth import generate
-from critique_synth.cli import app
 from critique_synth.config import EndpointConfig
 from critique_synth.errors import UserError
 from critique_synth.llm import LLMClient, LLMError
@@ -27,7 +22,8 @@ from critique_synth.records import Rejection, Usage
 from critique_synth.store import read_stats, retry_filter
 from critique_synth.testserver import MockLLMServer, ServerConfig
 
-from .conftest import SECRET, cli_env, read_jsonl
+from .conftest import SECRET, cli_env, invoke, read_jsonl
+from .test_generate import llm_args, start_cli, wait_for_records
 
 MESSAGES = [{"role": "user", "content": "What is 2 + 3?"}]
 
@@ -64,13 +60,10 @@ def test_a_wrong_key_is_exit_2_before_any_request(
     out = tmp_path / "run"
     config = tmp_path / "c.json"
     config.write_text(json.dumps(_config(server, problems_file)))
-    runner = CliRunner()
-    result = runner.invoke(app, ["generate", "--out", str(out), "--config", str(config)], env=cli_env())
+    result = invoke("generate", "--out", out, "--config", config)
     assert result.exit_code == 2 and "refused the API key" in result.output, result.output
     assert server.log == []
-    good = runner.invoke(
-        app, ["generate", "--out", str(out), "--config", str(config)], env=cli_env(OPENAI_API_KEY="right-key")
-    )
+    good = invoke("generate", "--out", out, "--config", config, env=cli_env(OPENAI_API_KEY="right-key"))
     assert good.exit_code == 0, good.output
     assert len(read_jsonl(out / "critiques.jsonl")) == 12
 
@@ -79,9 +72,7 @@ def test_no_critique_at_the_end_is_exit_3(server: MockLLMServer, problems_file: 
     server.config.faults = {"bad_schema": 1.0}
     config = tmp_path / "c.json"
     config.write_text(json.dumps(_config(server, problems_file)))
-    result = CliRunner().invoke(
-        app, ["generate", "--out", str(tmp_path / "run"), "--config", str(config)], env=cli_env()
-    )
+    result = invoke("generate", "--out", tmp_path / "run", "--config", config)
     assert result.exit_code == 3, result.output
     assert "holds no critique (rejected: invalid_output 12)" in result.output
 
@@ -263,26 +254,9 @@ def test_the_default_retry_reasons_never_retry_input_rejects() -> None:
 def test_sigterm_stops_cleanly_writes_run_json_and_resumes(server: MockLLMServer, tmp_path: Path) -> None:
     server.config.latency = 0.1
     out = tmp_path / "run"
-    args = [
-        "generate",
-        "--out",
-        str(out),
-        "--teacher-model",
-        "teacher-m",
-        "--teacher-base-url",
-        server.base_url,
-        "--limit",
-        "40",
-        "--concurrency",
-        "4",
-        "--no-export",
-    ]
-    child = subprocess.Popen(
-        [sys.executable, "-m", "critique_synth", *args], env=cli_env(), stderr=subprocess.PIPE, text=True
-    )
-    deadline = time.monotonic() + 60
-    while len(read_jsonl(out / "critiques.jsonl")) < 8 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    args = llm_args(server, out, None, "--limit", "40", "--concurrency", "4", "--no-export")
+    child = start_cli(args, capture=True)
+    wait_for_records(out, 8)
     os.kill(child.pid, signal.SIGTERM)
     _, stderr = child.communicate(timeout=30)
     assert child.returncode == 143, stderr
@@ -290,7 +264,7 @@ def test_sigterm_stops_cleanly_writes_run_json_and_resumes(server: MockLLMServer
     summary = json.loads((out / "run.json").read_text())
     assert summary["finished"] is False and summary["requests_complete"] is True
     server.config.latency = 0.0
-    result = CliRunner().invoke(app, args, env=cli_env())
+    result = invoke(*args)
     assert result.exit_code == 0, result.output
     keys = [r["key"] for r in read_jsonl(out / "critiques.jsonl")]
     assert len(keys) == len(set(keys)) == 80
