@@ -12,17 +12,13 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .pricing import describe_cost
-from .stats import Stats
+from .stats import Stats, format_rate
 
 log = logging.getLogger("critique_synth.progress")
 
 # The one stderr console: the CLI's log handler, its messages and the progress bar share it, so
 # rich keeps log lines above the live bar. No markup: messages may contain [brackets].
 STDERR = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
-
-
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.1%}"
 
 
 def describe(stats: Stats) -> str:
@@ -32,11 +28,11 @@ def describe(stats: Stats) -> str:
         f"critiques {stats.critiques:,}",
         f"rejects {stats.rejected:,}",
         f"right/wrong {stats.verdicts['right']:,}/{stats.verdicts['wrong']:,}",
-        f"agreement {_percent(a.rate('process'))} by process, "
-        f"{_percent(a.rate('final_answer'))} by final answer",
+        f"agreement {format_rate(a.rate('process'))} by process, "
+        f"{format_rate(a.rate('final_answer'))} by final answer",
     ]
     if a.step_rate is not None:
-        parts.append(f"first step {_percent(a.step_rate)}")
+        parts.append(f"first step {format_rate(a.step_rate)}")
     if stats.requests:
         usage = stats.usage
         parts.append(f"tokens {usage.prompt_tokens:,} in / {usage.completion_tokens:,} out, {_spent(stats)}")
@@ -107,5 +103,5 @@ def _short(stats: Stats) -> str:
     cost = f" · {_spent(stats)}" if paid else ""
     return (
         f"{stats.rate():.1f} req/s · rejects {stats.rejected:,} · "
-        f"agreement {_percent(stats.agreement.rate())}{cost}"
+        f"agreement {format_rate(stats.agreement.rate())}{cost}"
     )
