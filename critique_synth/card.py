@@ -139,14 +139,14 @@ def _prompt_section(runs: list[dict[str, Any]]) -> str:
 
 def render_card(
     sizes: dict[str, dict[str, dict[str, Any]]],
-    run_dirs: list[Path],
+    runs: list[dict[str, Any]],
     options: ExportOptions,
     counts: dict[str, Any],
     samples: list[dict[str, Any]],
     stats: Stats,
 ) -> str:
-    """The card; `stats` counts every record read (before filters), across all run directories."""
-    runs = read_runs(run_dirs)
+    """The card; `runs` are the run.json of each directory (read_runs), `stats` counts every
+    record read (before filters), across all run directories."""
     run = merged_counts(runs)
     rows_table = "\n".join(
         f"| {fmt} | {split} | {info['rows']:,} |"

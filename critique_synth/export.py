@@ -140,6 +140,7 @@ class _Plan:
     ties: int = 0
     review_drops: frozenset[str] = frozenset()  # keys marked drop in a review file
     pairwise: dict[str, dict[str, Any]] = field(default_factory=dict)
+    runs: list[dict[str, Any]] = field(default_factory=list)  # each directory's run.json, for the card
 
 
 def _plan(
@@ -147,8 +148,9 @@ def _plan(
 ) -> _Plan:
     """Read the stores once to pick critiques (when `select` is not `all`) and once more to
     count what rebalancing must keep (only with `balance`)."""
-    plan = _Plan(None, {"right": math.inf, "wrong": math.inf}, review_drops=review_drops)
-    if options.select != "all" or _several_teachers(dirs):
+    runs = read_runs(dirs)
+    plan = _Plan(None, {"right": math.inf, "wrong": math.inf}, review_drops=review_drops, runs=runs)
+    if options.select != "all" or _several_teachers(runs):
         filters = Filters(options, count_tokens)
         unfit = {unit_hash(key) for key in review_drops}
 
@@ -188,8 +190,8 @@ def _length_summary(lengths: list[int], *, estimated: bool) -> dict[str, Any]:
     }
 
 
-def _several_teachers(dirs: list[Path]) -> bool:
-    names = {name for run in read_runs(dirs) for name in run.get("teachers") or [run.get("teacher")]}
+def _several_teachers(runs: list[dict[str, Any]]) -> bool:
+    names = {name for run in runs for name in run.get("teachers") or [run.get("teacher")]}
     return len(names) > 1
 
 
@@ -299,7 +301,7 @@ def _write(
     }
     files = {fmt: {split: str(s["path"]) for split, s in splits.items()} for fmt, splits in sizes.items()}
     (tmp / "dataset_info.json").write_text(json.dumps(llamafactory_info(files), indent=2), encoding="utf-8")
-    card = render_card(sizes, dirs, options, counts, samples, stats)
+    card = render_card(sizes, plan.runs, options, counts, samples, stats)
     (tmp / "README.md").write_text(card, encoding="utf-8")
     marker = {
         "made_by": "critique-synth export",
