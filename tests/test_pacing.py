@@ -10,6 +10,8 @@ import random
 import time
 from collections.abc import Callable
 
+import pytest
+
 from critique_synth.pacing import Pacer
 
 
@@ -99,19 +101,21 @@ def test_only_the_next_slot_is_booked_so_a_dropped_pace_frees_waiters_at_once() 
 
 
 def test_configured_rate_spaces_requests_evenly() -> None:
+    """Six callers at once under 6,000 rpm get slots 10.1 ms apart (1% under the limit), read on
+    a virtual clock: wall-clock gaps on a shared machine say more about its load than the pacer."""
     pacer = Pacer(rpm=6000, tpm=None)
+    starts = [pacer.book(100, now=0.0) for _ in range(6)]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert starts[0] == 0.0 and all(g == pytest.approx(0.0101) for g in gaps)
 
-    async def main() -> list[float]:
-        times = []
+    async def main() -> float:  # and acquire() waits for them: load can only make this longer
+        waiting = Pacer(rpm=6000, tpm=None)
+        first = time.monotonic()
         for _ in range(6):
-            await pacer.acquire(100)
-            times.append(time.monotonic())
-        return times
+            await waiting.acquire(100)
+        return time.monotonic() - first
 
-    times = asyncio.run(main())
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.01 * 0.95
-    assert times[-1] - times[0] >= 0.05
+    assert asyncio.run(main()) >= 0.05
 
 
 def test_429s_of_requests_sent_before_a_cut_do_not_undo_it() -> None:
